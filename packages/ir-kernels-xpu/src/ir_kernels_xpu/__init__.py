@@ -1,0 +1,14 @@
+"""ir-kernels-xpu: the Intel GPU kernel set for ir-op (provider \"xpu\").
+
+ir-op imports this module through its ``ir_op.kernels`` entry point; importing it registers the
+providers. Nothing else imports it by name.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("ir-kernels-xpu")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = ["__version__"]

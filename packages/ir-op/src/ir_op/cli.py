@@ -1,0 +1,230 @@
+"""The ``ir-op`` command: what is installed, and why dispatch picks what it picks.
+
+``ir-op info [--json]`` and ``ir-op explain <op> --shape 8x4096 --dtype bfloat16``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import torch
+
+import ir_op
+from ir_op import platforms
+from ir_op.explain import explain
+from ir_op.op import IrOp
+
+
+def _package_version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _triton_version() -> str | None:
+    try:
+        import triton
+    except Exception:
+        return None
+    return str(triton.__version__)
+
+
+def collect_info() -> dict[str, Any]:
+    """Everything ``ir-op info`` shows, as plain data."""
+    platform = platforms.current_platform()
+    platforms.ensure_kernels_loaded()
+    loaded = platforms.loaded_kernel_sets()
+    errors = platforms.kernel_set_errors()
+    kernel_sets = [
+        {
+            "name": name,
+            "distribution": ks.distribution,
+            "version": ks.version,
+            "module": ks.module,
+            "error": None,
+        }
+        for name, ks in sorted(loaded.items())
+    ] + [
+        {
+            "name": name,
+            "distribution": None,
+            "version": None,
+            "module": None,
+            "error": f"{type(e).__name__}: {e}",
+        }
+        for name, e in sorted(errors.items())
+    ]
+    ops = []
+    for name, op in sorted(IrOp.registry.items()):
+        ops.append(
+            {
+                "name": name,
+                "summary": str(op).split(" - ", 1)[1] if " - " in str(op) else "",
+                "schema": op.schema,
+                "providers": [
+                    {
+                        "provider": p,
+                        "supported": impl.supported,
+                        "unsupported_reason": impl.unsupported_reason,
+                        "inplace": impl.inplace,
+                        "conditional": not impl.supports_all_args,
+                    }
+                    for p, impl in op.impls.items()
+                ],
+                "priority": {
+                    "eager": op.get_priority(),
+                    "compile": op.get_priority(compiling=True),
+                },
+            }
+        )
+    return {
+        "ir_op": ir_op.__version__,
+        "torch": torch.__version__,
+        "triton": _triton_version(),
+        "platform": {
+            "name": platform.name,
+            "emulated": platform.emulated,
+            "tensor_device": platform.tensor_device,
+        },
+        "plugins_disabled": platforms.plugins.plugins_disabled(),
+        "kernel_sets": kernel_sets,
+        "platform_plugin_errors": {
+            n: f"{type(e).__name__}: {e}" for n, e in platforms.platform_plugin_errors().items()
+        },
+        "ops": ops,
+    }
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    lines = [
+        f"ir-op {info['ir_op']}  torch {info['torch']}  triton {info['triton'] or 'not installed'}",
+    ]
+    p = info["platform"]
+    where = (
+        "emulated: Triton kernels run in the interpreter on CPU tensors"
+        if p["emulated"]
+        else f"tensors on {p['tensor_device']}"
+    )
+    lines.append(f"platform: {p['name']} ({where})")
+    lines.append("kernel sets:")
+    if info["plugins_disabled"]:
+        lines.append("  (plugins disabled by IR_OP_DISABLE_PLUGINS)")
+    elif not info["kernel_sets"]:
+        lines.append("  (none installed: every op runs its native implementation)")
+    for ks in info["kernel_sets"]:
+        if ks["error"]:
+            lines.append(f"  {ks['name']:<8} FAILED TO LOAD: {ks['error']}")
+        else:
+            lines.append(f"  {ks['name']:<8} {ks['distribution']} {ks['version']}")
+    for name, error in info["platform_plugin_errors"].items():
+        lines.append(f"  platform plugin {name}: FAILED TO LOAD: {error}")
+    lines.append("ops:")
+    for op in info["ops"]:
+        lines.append(f"  {op['name']}: {op['summary']}")
+        for prov in op["providers"]:
+            state = "ok" if prov["supported"] else f"unsupported: {prov['unsupported_reason']}"
+            notes = [
+                n
+                for n, on in (("in-place", prov["inplace"]), ("conditional", prov["conditional"]))
+                if on
+            ]
+            extra = f" [{', '.join(notes)}]" if notes else ""
+            lines.append(f"      {prov['provider']:<10} {state}{extra}")
+        eager = ", ".join(op["priority"]["eager"]) or "(none set: native)"
+        compiled = ", ".join(op["priority"]["compile"]) or "(none set: native)"
+        lines.append(f"    priority eager:   {eager}")
+        lines.append(f"    priority compile: {compiled}")
+    return "\n".join(lines)
+
+
+def _parse_shape(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"shape {text!r} is not TOKENSxHIDDEN, e.g. 8x4096")
+    return int(parts[0]), int(parts[1])
+
+
+_DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+def _describe_argument(name: str, value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        dims = ", ".join(str(d) for d in value.shape)
+        return f"{name}: {str(value.dtype).removeprefix('torch.')}[{dims}]"
+    return f"{name}={value!r}"
+
+
+def _explain(args: argparse.Namespace) -> int:
+    op = IrOp.registry.get(args.op)
+    if op is None:
+        known = ", ".join(sorted(IrOp.registry))
+        print(
+            f"ir-op explain: unknown op {args.op!r}; registered ops: {known}",
+            file=sys.stderr,
+        )
+        return 2
+    platform = platforms.current_platform()
+    num_tokens, hidden_size = args.shape
+    inputs = op.generate_inputs(
+        num_tokens=num_tokens,
+        hidden_size=hidden_size,
+        dtype=getattr(torch, args.dtype),
+        device=platform.tensor_device,
+    )
+    priority = [p.strip() for p in args.priority.split(",")] if args.priority else None
+    decisions = explain(op, inputs, priority=priority)
+    shown = ", ".join(
+        _describe_argument(n, v) for n, v in zip(op.signature.parameter_names, inputs, strict=False)
+    )
+    print(f"{op.name}({shown})")
+    print(f"platform: {platform.describe()}")
+    print(f"priority: {', '.join(d.provider for d in decisions if d.outcome != 'fallback')}")
+    for d in decisions:
+        print(f"  {d.provider:<10} {d.outcome:<12} {d.reason}")
+    picked = next(d.provider for d in decisions if d.outcome in ("selected", "fallback"))
+    print(f"dispatch picks: {picked}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ir-op", description="Inspect ir-op: installed kernel sets, providers, priorities."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    info = sub.add_parser(
+        "info", help="platform, kernel sets, and every op's providers and priority"
+    )
+    info.add_argument("--json", action="store_true", help="print JSON for machines")
+    ex = sub.add_parser(
+        "explain", help="which provider dispatch picks for generated inputs, and why"
+    )
+    ex.add_argument("op", help="op name, e.g. rms_norm")
+    ex.add_argument("--shape", type=_parse_shape, default=(8, 4096), help="TOKENSxHIDDEN (8x4096)")
+    ex.add_argument("--dtype", choices=_DTYPES, default="bfloat16")
+    ex.add_argument(
+        "--priority", help="comma-separated providers to try instead of the current priority"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "info":
+            data = collect_info()
+            print(json.dumps(data, indent=2) if args.json else _format_info(data))
+            return 0
+        return _explain(args)
+    except (ValueError, TypeError, RuntimeError) as e:
+        print(f"ir-op {args.command}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,561 @@
+"""``IrOp``: an op defined by a typed native PyTorch function, and ``register_op``.
+
+The native function is the op's schema, its reference semantics, its fake (meta) kernel and its
+last fallback. Providers register other implementations with :meth:`IrOp.register_impl`; a
+per-op priority list, filtered once when it is set, picks one per call in :meth:`IrOp.dispatch`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, Literal, TypeVar, overload
+
+import torch
+
+from ir_op._logging import logger, warning_once
+from ir_op.impl import IrOpImpl, Supported, SupportsArgs
+from ir_op.library import define_operator, get_library, ops_namespace
+from ir_op.naming import NATIVE, RESERVED_PROVIDERS, validate_name
+from ir_op.signature import OpSignature
+from ir_op.tolerances import DEFAULT_TOLERANCES, Tolerance
+from ir_op.wrap import TORCH_WRAP
+
+InputGenerator = Callable[..., tuple[Any, ...]]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+_OPS_BY_QUALNAME: weakref.WeakValueDictionary[str, IrOp] = weakref.WeakValueDictionary()
+"""Every live op by ``namespace::name``, so a compile-time hook can find it from a string."""
+
+
+def _apply_defaults_for_trace(qualname: str) -> tuple[str, ...]:
+    """Apply an op's defaults from inside a Dynamo trace (torch wrap off, first use).
+
+    Dynamo runs this eagerly and keeps the result as a constant: the loading of kernel sets and
+    platform detection behind it are not traceable, and a constant tuple of names is.
+    """
+    return tuple(impl.provider for impl in _OPS_BY_QUALNAME[qualname]._initialize_priority())
+
+
+_default_providers_while_tracing: Callable[[str], tuple[str, ...]] = (
+    torch.compiler.assume_constant_result(_apply_defaults_for_trace)  # type: ignore[no-untyped-call]
+)
+
+
+def _ensure_kernels_loaded() -> None:
+    # Imported here, not at the top: the platform layer builds on this module.
+    from ir_op.platforms import ensure_kernels_loaded
+
+    ensure_kernels_loaded()
+
+
+def _as_provider_list(priority: object, op_name: str) -> list[str]:
+    if isinstance(priority, str) or not isinstance(priority, Sequence):
+        hint = (
+            f"; did you mean {[p.strip() for p in priority.split(',')]}?"
+            if isinstance(priority, str)
+            else ""
+        )
+        raise TypeError(
+            f"op {op_name!r}: a priority is a list of provider names, got {priority!r}{hint}"
+        )
+    providers: list[str] = []
+    for p in priority:
+        if not isinstance(p, str):
+            raise TypeError(
+                f"op {op_name!r}: provider names are strings, got {p!r} in {priority!r}"
+            )
+        if p in providers:
+            raise ValueError(f"op {op_name!r}: provider {p!r} is listed twice in {list(priority)}")
+        providers.append(p)
+    return providers
+
+
+class IrOp:
+    """An IR op: a name, a native implementation, its providers and its dispatch priority.
+
+    Build one with :func:`register_op`, which also puts it in :attr:`registry`. Calling the op
+    runs ``torch.ops.<ns>.<name>.default`` while torch wrap is on, and the chosen
+    implementation directly while it is off.
+    """
+
+    registry: ClassVar[dict[str, IrOp]] = {}
+    """Every op made by :func:`register_op`, by name."""
+
+    allow_inplace: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        name: str,
+        native_impl: Callable[..., Any],
+        activations: Sequence[str] | None = None,
+        *,
+        schema: str | None = None,
+    ) -> None:
+        validate_name(name, "op")
+        signature = OpSignature.of_native(name, native_impl, schema)
+        params = signature.parameter_names
+        if activations is None:
+            # Convention shared with vLLM IR: parameters named x... are the activations.
+            activations = [p for p in params if p.startswith("x")]
+        elif isinstance(activations, str) or not all(isinstance(a, str) for a in activations):
+            raise TypeError(f"op {name!r}: activations must be a list of parameter names")
+        unknown = [a for a in activations if a not in params]
+        if unknown:
+            raise ValueError(
+                f"op {name!r}: activation {unknown[0]!r} is not a parameter; parameters: {params}"
+            )
+
+        self.name = name
+        self.signature = signature
+        self.activations: list[str] = list(activations)
+        self.activation_indices: list[int] = signature.activation_indices(self.activations)
+        self._docstring = inspect.getdoc(native_impl) or ""
+        self._validate_overloads()
+
+        library = get_library()
+        if hasattr(ops_namespace(library), name):
+            raise ValueError(
+                f"op {name!r} is already defined in torch.ops.{library.ns}; choose another name"
+            )
+
+        self.native_fn = native_impl
+        self.impls: dict[str, IrOpImpl] = {NATIVE: IrOpImpl(self, NATIVE, native_impl)}
+        self._fake_fn: Callable[..., Any] = native_impl
+        self._priority_impls: list[IrOpImpl] | None = None  # None: defaults not applied yet
+        self._priority_from_user = False
+        self._warned: set[str] = set()
+        self._input_generator: InputGenerator | None = None
+        self._tolerance_overrides: dict[torch.dtype, Tolerance] = {}
+
+        self.torch_op: torch._ops.OpOverload = self._define(library, "", signature.schema)
+        self._define_overloads(library)
+        self._qualname = f"{library.ns}::{name}"
+        _OPS_BY_QUALNAME[self._qualname] = self
+
+    # -- torch registration --------------------------------------------------------------------
+
+    def _validate_overloads(self) -> None:
+        """Check what extra overloads need before anything is defined (subclass hook)."""
+
+    def _define_overloads(self, library: torch.library.Library) -> None:
+        """Define extra overloads (subclass hook)."""
+
+    def _define(
+        self, library: torch.library.Library, overload_name: str, schema: str
+    ) -> torch._ops.OpOverload:
+        qualified = f"{self.name}.{overload_name}" if overload_name else self.name
+        kernel = self._call_default if not overload_name else self._overload_kernel(overload_name)
+        define_operator(library, qualified, schema, kernel)
+        torch.library.register_fake(f"{library.ns}::{qualified}", self._fake_call, lib=library)
+        packet = getattr(ops_namespace(library), self.name)
+        overload: torch._ops.OpOverload = getattr(packet, overload_name or "default")
+        return overload
+
+    def _overload_kernel(self, overload_name: str) -> Callable[..., Any]:
+        raise NotImplementedError(overload_name)
+
+    def register_fake(self, fn: _F) -> _F:
+        """Use ``fn`` instead of the native function as the op's fake (meta) kernel."""
+        if not callable(fn):
+            raise TypeError(f"op {self.name!r}: register_fake takes a callable, got {fn!r}")
+        self._fake_fn = fn
+        return fn
+
+    def _fake_call(self, *args: Any, **kwargs: Any) -> Any:
+        # An indirection so register_fake can replace the fake kernel after definition.
+        return self._fake_fn(*args, **kwargs)
+
+    @property
+    def schema(self) -> str:
+        return self.signature.schema
+
+    # -- providers -----------------------------------------------------------------------------
+
+    def register_impl(
+        self,
+        provider: str,
+        *,
+        supported: Supported = True,
+        supports_args: SupportsArgs | None = None,
+        inplace: bool = False,
+        unsupported_reason: str | None = None,
+    ) -> Callable[[Callable[..., Any]], IrOpImpl]:
+        """Decorator registering the decorated function as ``provider``'s implementation.
+
+        The function must have the native function's signature. ``supported`` (a bool, or a
+        callable evaluated once) says whether the provider can run here; ``unsupported_reason``
+        says why not. ``supports_args`` (same parameters as the native function, returning a
+        ``bool``) says whether it takes given arguments. ``inplace=True`` marks an impl that
+        may overwrite and return its activations; only ops made with ``allow_inplace`` take
+        one. Any mismatch raises ``ValueError`` and registers nothing.
+        """
+        validate_name(provider, "provider")
+        if provider in RESERVED_PROVIDERS:
+            raise ValueError(
+                f"op {self.name!r}: provider name {provider!r} is reserved "
+                f"(reserved: {', '.join(RESERVED_PROVIDERS)})"
+            )
+        if provider in self.impls:
+            raise ValueError(f"op {self.name!r}: provider {provider!r} is already registered")
+        if not isinstance(supported, bool) and not callable(supported):
+            raise TypeError(
+                f"op {self.name!r}, provider {provider!r}: supported must be a bool or a "
+                f"callable returning one, got {supported!r}"
+            )
+        if supports_args is not None:
+            self.signature.check_predicate(supports_args, provider)
+        if not isinstance(inplace, bool):
+            raise TypeError(f"op {self.name!r}: inplace must be a bool, got {inplace!r}")
+        if inplace and not self.allow_inplace:
+            raise ValueError(
+                f"op {self.name!r}, provider {provider!r}: inplace=True needs an op registered "
+                "with allow_inplace=True"
+            )
+
+        def decorator(fn: Callable[..., Any]) -> IrOpImpl:
+            self.signature.check_impl(fn, provider)
+            if provider in self.impls:
+                raise ValueError(f"op {self.name!r}: provider {provider!r} is already registered")
+            impl = IrOpImpl(
+                self,
+                provider,
+                fn,
+                supported=supported,
+                supports_args=supports_args,
+                inplace=inplace,
+                unsupported_reason=unsupported_reason,
+            )
+            self.impls[provider] = impl
+            self._impls_changed(provider)
+            return impl
+
+        return decorator
+
+    def _impls_changed(self, provider: str) -> None:
+        if self._priority_from_user:
+            logger.warning(
+                "op %r: provider %r was registered after a priority was set; it is not used "
+                "until the priority is set again",
+                self.name,
+                provider,
+            )
+        else:
+            # Defaults are recomputed on next use, so they can include the new provider.
+            self._priority_impls = None
+
+    def supported_providers(self) -> list[str]:
+        """The registered providers that can run on this machine."""
+        _ensure_kernels_loaded()
+        return [p for p, impl in self.impls.items() if impl.supported]
+
+    # -- priority ------------------------------------------------------------------------------
+
+    def _filter_priority(self, priority: Sequence[str]) -> list[IrOpImpl]:
+        """Turn provider names into the list dispatch walks, validating them first.
+
+        Unsupported providers are dropped, the list stops at the first impl that takes every
+        argument, and native is appended (with a warning) when no impl does.
+        """
+        providers = _as_provider_list(priority, self.name)
+        for p in providers:
+            if p not in self.impls:
+                raise ValueError(self._unknown_provider_message(p))
+        chosen: list[IrOpImpl] = []
+        for p in providers:
+            impl = self.impls[p]
+            if not impl.supported:
+                continue
+            chosen.append(impl)
+            if impl.supports_all_args:
+                return chosen
+        warning_once(
+            self._warned,
+            "no_catch_all",
+            "op %r: no provider in the priority list %s takes every argument, so calls may fall "
+            "back to native; add 'native' to the end of the list to silence this warning",
+            self.name,
+            providers,
+        )
+        chosen.append(self.impls[NATIVE])
+        return chosen
+
+    def _unknown_provider_message(self, provider: str) -> str:
+        return (
+            f"op {self.name!r}: unknown provider {provider!r}; registered providers: "
+            f"{', '.join(self.impls)}"
+        )
+
+    def _initialize_priority(self) -> list[IrOpImpl]:
+        """Apply the defaults (``IR_OP_PRIORITY``, then the platform's) on first use."""
+        from ir_op.defaults import default_priority  # late: defaults build on this module
+
+        _ensure_kernels_loaded()
+        if self._priority_impls is None:
+            providers = default_priority(self, compiling=False)
+            self._priority_impls = self._filter_priority(providers) if providers else []
+        return self._priority_impls
+
+    def get_priority(self, compiling: bool = False) -> list[str]:
+        """The providers dispatch tries, in order.
+
+        With ``compiling=True``: the list a compile-time lowering uses, which is the one set with
+        :meth:`set_default` / :meth:`set_priority` if any, else the compile defaults.
+        """
+        if compiling and not self._priority_from_user:
+            from ir_op.defaults import default_priority
+
+            _ensure_kernels_loaded()
+            providers = default_priority(self, compiling=True)
+            return [i.provider for i in self._filter_priority(providers)] if providers else []
+        impls = self._priority_impls
+        if impls is None:
+            impls = self._initialize_priority()
+        return [impl.provider for impl in impls]
+
+    def set_default(self, priority: Sequence[str]) -> None:
+        """Set this op's priority for the rest of the process."""
+        _ensure_kernels_loaded()
+        self._priority_impls = self._filter_priority(priority)
+        self._priority_from_user = True
+
+    @contextlib.contextmanager
+    def set_priority(self, priority: Sequence[str]) -> Iterator[None]:
+        """Set this op's priority inside a ``with`` block (nestable; restored on exit or error)."""
+        _ensure_kernels_loaded()
+        new = self._filter_priority(priority)
+        saved = self._priority_impls, self._priority_from_user
+        self._priority_impls, self._priority_from_user = new, True
+        try:
+            yield
+        finally:
+            self._priority_impls, self._priority_from_user = saved
+
+    def _priority_state(self) -> tuple[list[IrOpImpl] | None, bool]:
+        return self._priority_impls, self._priority_from_user
+
+    def _restore_priority_state(self, state: tuple[list[IrOpImpl] | None, bool]) -> None:
+        self._priority_impls, self._priority_from_user = state
+
+    # -- dispatch (the hot path) ---------------------------------------------------------------
+
+    def dispatch(self, *args: Any, **kwargs: Any) -> IrOpImpl:
+        """The implementation that runs for these arguments: the first in the priority list
+        whose ``supports_args`` accepts them, or native when the priority is empty."""
+        impls = self._priority_impls
+        if impls is None:
+            if torch.compiler.is_compiling():
+                names = _default_providers_while_tracing(self._qualname)
+                impls = [self.impls[name] for name in names]
+            else:
+                impls = self._initialize_priority()
+        for impl in impls:
+            check = impl._supports_args
+            if check is None:
+                return impl
+            accepted = check(*args, **kwargs)
+            if accepted is True:
+                return impl
+            if accepted is not False:
+                impl.supports_args(*args, **kwargs)  # raises the descriptive TypeError
+        if not impls:
+            if not torch.compiler.is_compiling():
+                warning_once(
+                    self._warned,
+                    "empty_priority",
+                    "op %r: no priority is set and no default names it; using the native "
+                    "implementation (set one with op.set_default([...]) or IR_OP_PRIORITY)",
+                    self.name,
+                )
+            return self.impls[NATIVE]
+        raise RuntimeError(
+            f"op {self.name!r}: no provider in the priority {self.get_priority()} takes these "
+            "arguments; the list should end with a provider that takes every argument"
+        )
+
+    def _call_default(self, *args: Any, **kwargs: Any) -> Any:
+        """The default overload: functional, so in-place impls get cloned activations."""
+        return self.dispatch(*args, **kwargs).functional_fn(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if TORCH_WRAP.enabled:
+            return self.torch_op(*args, **kwargs)
+        return self.dispatch(*args, **kwargs).functional_fn(*args, **kwargs)
+
+    def bind_arguments(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """All arguments by position, defaults filled in (slow; for tools, not for dispatch)."""
+        bound = self.signature.python.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return tuple(bound.arguments[name] for name in self.signature.parameter_names)
+
+    # -- testing support -----------------------------------------------------------------------
+
+    def register_input_generator(self, fn: InputGenerator) -> InputGenerator:
+        """Register ``fn(num_tokens, hidden_size, dtype, ..., device=None) -> args``."""
+        if not callable(fn):
+            raise TypeError(f"op {self.name!r}: an input generator must be callable, got {fn!r}")
+        self._input_generator = fn
+        return fn
+
+    @property
+    def has_input_generator(self) -> bool:
+        return self._input_generator is not None
+
+    def generate_inputs(self, **kwargs: Any) -> tuple[Any, ...]:
+        """Arguments for one call of the op, from its registered input generator."""
+        if self._input_generator is None:
+            raise RuntimeError(
+                f"op {self.name!r} has no input generator; register one with "
+                f"@{self.name}.register_input_generator"
+            )
+        return tuple(self._input_generator(**kwargs))
+
+    def override_tolerance(self, dtype: torch.dtype, *, atol: float, rtol: float) -> None:
+        """Set the tolerance used when comparing providers with native for ``dtype``."""
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"op {self.name!r}: expected a torch.dtype, got {dtype!r}")
+        for label, value in (("atol", atol), ("rtol", rtol)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"op {self.name!r}: {label} must be a number >= 0, got {value!r}")
+        self._tolerance_overrides[dtype] = {"atol": float(atol), "rtol": float(rtol)}
+
+    def get_tolerance(self, dtype: torch.dtype) -> Tolerance:
+        """``{"atol": ..., "rtol": ...}`` for comparing outputs of ``dtype`` with native."""
+        found = self._tolerance_overrides.get(dtype) or DEFAULT_TOLERANCES.get(dtype)
+        if found is None:
+            known = sorted({str(d) for d in (*DEFAULT_TOLERANCES, *self._tolerance_overrides)})
+            raise ValueError(
+                f"op {self.name!r}: no tolerance for dtype {dtype}; known dtypes: "
+                f"{', '.join(known)} (add one with op.override_tolerance)"
+            )
+        return {"atol": found["atol"], "rtol": found["rtol"]}
+
+    # -- display -------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"IrOp({self.name!r})"
+
+    def __str__(self) -> str:
+        first = self._docstring.split("\n", 1)[0].strip()
+        return f"IrOp({self.name!r}) - {first}" if first else repr(self)
+
+
+class IrOpInplaceOverload:
+    """``op.maybe_inplace``: the overload whose implementations may reuse activation memory.
+
+    Its schema marks the activations as written. Contract: after calling it, the caller must not
+    read the activation inputs again, since an in-place provider may have overwritten them (and
+    a non-in-place one did not).
+    """
+
+    def __init__(self, op: IrOpInplace, torch_op: torch._ops.OpOverload) -> None:
+        self.op = op
+        self.name = f"{op.name}.maybe_inplace"
+        self.torch_op = torch_op
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
+        return self.op.dispatch(*args, **kwargs).impl_fn(*args, **kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if TORCH_WRAP.enabled:
+            return self.torch_op(*args, **kwargs)
+        return self.op.dispatch(*args, **kwargs).impl_fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"IrOpInplaceOverload({self.op.name!r})"
+
+
+class IrOpInplace(IrOp):
+    """An op with a ``maybe_inplace`` overload, for providers that write results in place.
+
+    Each output must be a tensor and correspond, in order, to one activation.
+    """
+
+    allow_inplace: ClassVar[bool] = True
+    maybe_inplace: IrOpInplaceOverload
+
+    def _validate_overloads(self) -> None:
+        returns = self.signature.return_entries
+        if len(returns) != len(self.activations) or any(
+            r not in ("Tensor", "Tensor?") for r in returns
+        ):
+            raise ValueError(
+                f"op {self.name!r}: allow_inplace needs one Tensor output per activation; "
+                f"activations {self.activations}, outputs {returns}"
+            )
+        self._mutable_schema = self.signature.mutable_schema(self.activations)
+
+    def _define_overloads(self, library: torch.library.Library) -> None:
+        torch_op = self._define(library, "maybe_inplace", self._mutable_schema)
+        self.maybe_inplace = IrOpInplaceOverload(self, torch_op)
+
+    def _overload_kernel(self, overload_name: str) -> Callable[..., Any]:
+        def kernel(*args: Any, **kwargs: Any) -> Any:
+            return self.maybe_inplace._call(*args, **kwargs)
+
+        return kernel
+
+
+@overload
+def register_op(f: Callable[..., Any], /) -> IrOp: ...
+
+
+@overload
+def register_op(
+    name: str | None = None,
+    *,
+    activations: Sequence[str] | None = None,
+    allow_inplace: Literal[False] = False,
+    schema: str | None = None,
+) -> Callable[[Callable[..., Any]], IrOp]: ...
+
+
+@overload
+def register_op(
+    name: str | None = None,
+    *,
+    activations: Sequence[str] | None = None,
+    allow_inplace: Literal[True],
+    schema: str | None = None,
+) -> Callable[[Callable[..., Any]], IrOpInplace]: ...
+
+
+def register_op(
+    f: Callable[..., Any] | str | None = None,
+    /,
+    *,
+    name: str | None = None,
+    activations: Sequence[str] | None = None,
+    allow_inplace: bool = False,
+    schema: str | None = None,
+) -> IrOp | Callable[[Callable[..., Any]], IrOp]:
+    """Define an IR op from its native implementation and add it to :attr:`IrOp.registry`.
+
+    Use bare (``@register_op``) or with options (``@register_op(name=..., allow_inplace=True)``).
+    The name defaults to the function's name. ``activations`` lists the parameters that carry
+    activations (default: those whose names start with ``x``); with ``allow_inplace=True`` the
+    op gets a ``maybe_inplace`` overload and returns an :class:`IrOpInplace`. ``schema`` gives
+    the torch schema where ``torch.library.infer_schema`` cannot express the signature.
+    """
+    if isinstance(f, str):
+        if name is not None:
+            raise TypeError("register_op: the name was given twice")
+        name, f = f, None
+    if not isinstance(allow_inplace, bool):
+        raise TypeError(f"register_op: allow_inplace must be a bool, got {allow_inplace!r}")
+
+    def decorator(fn: Callable[..., Any]) -> IrOp:
+        op_name = validate_name(name if name is not None else getattr(fn, "__name__", None), "op")
+        if op_name in IrOp.registry:
+            raise ValueError(f"op {op_name!r} is already registered")
+        cls = IrOpInplace if allow_inplace else IrOp
+        op = cls(op_name, fn, activations, schema=schema)
+        IrOp.registry[op_name] = op
+        return op
+
+    if f is not None:
+        return decorator(f)
+    return decorator

@@ -1,0 +1,63 @@
+"""Activation ops."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ir_op.op import register_op
+from ir_op.ops._inputs import activations
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+
+
+def check_gelu_approximate(approximate: str) -> None:
+    if approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(
+            f"approximate={approximate!r} is not a GELU mode; "
+            f"valid: {', '.join(GELU_APPROXIMATIONS)}"
+        )
+
+
+def gate_width(x: Tensor) -> int:
+    """Half the last dimension of a gated activation's input; odd widths are an error."""
+    width = x.shape[-1]
+    if width % 2:
+        raise ValueError(
+            f"a gated activation needs an even last dimension [gate | up], got {width}"
+        )
+    return width // 2
+
+
+@register_op
+def gelu_and_mul_sparse(x: Tensor, std_multiplier: float, approximate: str = "none") -> Tensor:
+    """Gemma3n's sparse GeGLU: ``gelu(relu(gate - (mean + std * std_multiplier))) * up``.
+
+    ``x`` is ``[..., 2 * d]``, ``gate = x[..., :d]`` and ``up = x[..., d:]``. Each row's gate
+    mean and population standard deviation set a threshold; gate values below it become zero
+    (the target sparsity, ``std_multiplier = Normal(0, 1).icdf(sparsity)``). Statistics, GELU
+    (``approximate`` is ``"none"`` or ``"tanh"``) and the product are float32; the output, of
+    shape ``[..., d]``, has ``x.dtype``.
+    """
+    check_gelu_approximate(approximate)
+    d = gate_width(x)
+    gate = x[..., :d].float()
+    up = x[..., d:].float()
+    mean = gate.mean(dim=-1, keepdim=True)
+    std = (gate - mean).square().mean(dim=-1, keepdim=True).sqrt()
+    sparse_gate = F.relu(gate - (mean + std * std_multiplier))
+    return (F.gelu(sparse_gate, approximate=approximate) * up).to(x.dtype)
+
+
+@gelu_and_mul_sparse.register_input_generator
+def _gelu_and_mul_sparse_inputs(
+    num_tokens: int,
+    hidden_size: int,
+    dtype: torch.dtype,
+    std_multiplier: float = 1.6448536269514722,  # Normal(0, 1).icdf(0.95): 95% sparsity
+    approximate: str = "tanh",
+    device: torch.device | str | None = None,
+) -> tuple[object, ...]:
+    """``x`` of shape ``[num_tokens, 2 * hidden_size]``: the output is ``hidden_size`` wide."""
+    return activations(num_tokens, 2 * hidden_size, dtype, device), std_multiplier, approximate

@@ -1,0 +1,215 @@
+"""``IrOpPriorityConfig``: provider priorities for many ops at once.
+
+A read-only mapping from op name to a tuple of provider names. Op names are checked against the
+registry when a config is built; provider names when it is applied, because kernel sets load
+lazily and may not have registered their providers yet.
+
+Text form (``IR_OP_PRIORITY``, :meth:`IrOpPriorityConfig.parse`, ``str(config)``)::
+
+    rms_norm=cuda,native;fused_add_rms_norm=native
+
+or a JSON object ``{"rms_norm": ["cuda", "native"]}``. Spaces are ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from ir_op.naming import validate_name
+from ir_op.op import IrOp
+
+ENV_VAR = "IR_OP_PRIORITY"
+
+ProviderList = Sequence[str] | str
+
+
+def _providers(op_name: str, value: object) -> tuple[str, ...]:
+    """Normalize one entry's value (a list, or a comma-separated string) and check it."""
+    if isinstance(value, str):
+        items: list[object] = [p.strip() for p in value.split(",")]
+    elif isinstance(value, Sequence):
+        items = list(value)
+    else:
+        raise TypeError(
+            f"priority for op {op_name!r} must be a list of provider names or a comma-separated "
+            f"string, got {value!r}"
+        )
+    if not items or items == [""]:
+        raise ValueError(f"priority for op {op_name!r} is empty; list at least one provider")
+    providers: list[str] = []
+    for item in items:
+        p = validate_name(item, f"provider (in the priority for op {op_name!r})")
+        if p in providers:
+            raise ValueError(f"priority for op {op_name!r} lists provider {p!r} twice")
+        providers.append(p)
+    return tuple(providers)
+
+
+def parse_priority_text(text: str, *, source: str = "priority text") -> dict[str, tuple[str, ...]]:
+    """Parse the text form into ``{op: providers}`` without checking op names.
+
+    ``ValueError`` names ``source`` (for example ``IR_OP_PRIORITY``) and the bad part.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"{source} must be a string, got {text!r}")
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source} is not valid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{source} must be a JSON object of op name -> provider list")
+        return {str(op): _providers(str(op), value) for op, value in data.items()}
+    entries: dict[str, tuple[str, ...]] = {}
+    for part in "".join(stripped.split()).split(";"):
+        if not part:
+            continue
+        op, sep, value = part.partition("=")
+        if not sep or not op:
+            raise ValueError(
+                f"{source}: entry {part!r} is not of the form op=provider,provider "
+                "(entries are separated by ';')"
+            )
+        validate_name(op, f"op (in {source})")
+        if op in entries:
+            raise ValueError(f"{source} names op {op!r} twice")
+        entries[op] = _providers(op, value)
+    return entries
+
+
+def _check_ops(names: Sequence[str]) -> None:
+    registered = IrOp.registry
+    for name in names:
+        if name not in registered:
+            raise ValueError(
+                f"unknown op {name!r} in priority config; registered ops: "
+                f"{', '.join(sorted(registered)) or '(none)'}"
+            )
+
+
+class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
+    """Op name -> provider priority, for configuring many ops at once.
+
+    ``IrOpPriorityConfig(rms_norm=["cuda", "native"], fused_add_rms_norm="native")``
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, **priorities: ProviderList) -> None:
+        entries = {op: _providers(op, value) for op, value in priorities.items()}
+        _check_ops(list(entries))
+        self._entries: dict[str, tuple[str, ...]] = entries
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, priorities: Mapping[str, ProviderList]) -> IrOpPriorityConfig:
+        if not isinstance(priorities, Mapping):
+            raise TypeError(
+                f"from_dict takes a mapping of op name -> providers, got {priorities!r}"
+            )
+        bad = [k for k in priorities if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"op names must be strings, got {bad[0]!r}")
+        return cls(**priorities)
+
+    @classmethod
+    def parse(cls, text: str) -> IrOpPriorityConfig:
+        """Build a config from its text form (see the module docstring)."""
+        return cls(**parse_priority_text(text))
+
+    @classmethod
+    def from_env(cls) -> IrOpPriorityConfig:
+        """Build a config from ``IR_OP_PRIORITY`` (empty when unset)."""
+        return cls(**parse_priority_text(os.environ.get(ENV_VAR, ""), source=ENV_VAR))
+
+    @classmethod
+    def with_default(cls, default: ProviderList, **priorities: ProviderList) -> IrOpPriorityConfig:
+        """``default`` for every registered op, except those given as keywords."""
+        merged: dict[str, ProviderList] = dict.fromkeys(IrOp.registry, default)
+        _providers("(default)", default)
+        merged.update(priorities)
+        return cls(**merged)
+
+    # -- mapping -------------------------------------------------------------------------------
+
+    def __getitem__(self, op_name: str) -> tuple[str, ...]:
+        return self._entries[op_name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{op}={list(p)!r}" for op, p in self._entries.items())
+        return f"IrOpPriorityConfig({inner})"
+
+    def __str__(self) -> str:
+        """The text form, which :meth:`parse` reads back."""
+        return ";".join(f"{op}={','.join(p)}" for op, p in self._entries.items())
+
+    # -- applying ------------------------------------------------------------------------------
+
+    def _ops(self) -> list[IrOp]:
+        _check_ops(list(self._entries))  # an op may have left the registry since (tests)
+        return [IrOp.registry[name] for name in self._entries]
+
+    def set_default(self) -> None:
+        """Set every listed op's priority for the rest of the process.
+
+        All entries are validated before any op changes, so a bad provider changes nothing.
+        """
+        from ir_op.platforms import ensure_kernels_loaded
+
+        ensure_kernels_loaded()
+        ops = self._ops()
+        filtered = [op._filter_priority(self._entries[op.name]) for op in ops]
+        for op, impls in zip(ops, filtered, strict=False):
+            op._restore_priority_state((impls, True))
+
+    @contextlib.contextmanager
+    def set_priority(self) -> Iterator[None]:
+        """Set every listed op's priority inside a ``with`` block; restored on exit or error."""
+        from ir_op.platforms import ensure_kernels_loaded
+
+        ensure_kernels_loaded()
+        ops = self._ops()
+        filtered = [op._filter_priority(self._entries[op.name]) for op in ops]
+        saved = [op._priority_state() for op in ops]
+        for op, impls in zip(ops, filtered, strict=False):
+            op._restore_priority_state((impls, True))
+        try:
+            yield
+        finally:
+            for op, state in zip(ops, saved, strict=False):
+                op._restore_priority_state(state)
+
+    def compute_hash(self) -> str:
+        """A sha256 hex digest of the listed priorities and the source of every listed impl.
+
+        Stable across processes; changes when an entry or any listed impl's source changes.
+        """
+        from ir_op.platforms import ensure_kernels_loaded
+
+        ensure_kernels_loaded()
+        payload: list[Any] = []
+        for op in sorted(self._ops(), key=lambda o: o.name):
+            providers = self._entries[op.name]
+            uuids = []
+            for p in providers:
+                impl = op.impls.get(p)
+                if impl is None:
+                    raise ValueError(op._unknown_provider_message(p))
+                uuids.append(impl.uuid())
+            payload.append([op.name, list(providers), uuids])
+        return hashlib.sha256(json.dumps(payload).encode()).hexdigest()

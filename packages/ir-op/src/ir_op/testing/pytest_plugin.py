@@ -1,0 +1,101 @@
+"""pytest options shared by every package of the ir family.
+
+Enable with ``-p ir_op.testing.pytest_plugin`` (the workspace's pytest configuration does).
+
+- ``--device {cpu,cuda,rocm,xpu}``: the platform under test. Without its hardware, the platform
+  is emulated: ``IR_OP_PLATFORM`` forces it and ``TRITON_INTERPRET=1`` runs Triton kernels on
+  CPU tensors.
+- Markers: ``gpu`` (needs the real hardware; skipped when emulated) and ``slow``.
+- Fixture ``ir_device``: what the session runs on, and the torch device for test tensors.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+DEVICES = ("cpu", "cuda", "rocm", "xpu")
+
+
+@dataclass(frozen=True)
+class DeviceUnderTest:
+    name: str
+    """The platform under test: one of ``DEVICES``."""
+    emulated: bool
+    """True when the platform's hardware is absent and its kernels run in the Triton interpreter."""
+
+    @property
+    def tensor_device(self) -> str:
+        """The torch device that test tensors go on."""
+        if self.emulated or self.name == "cpu":
+            return "cpu"
+        return "xpu" if self.name == "xpu" else "cuda"
+
+
+_device: DeviceUnderTest | None = None
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ir", "ir package family")
+    group.addoption(
+        "--device",
+        choices=DEVICES,
+        default="cpu",
+        help="platform under test (emulated with the Triton interpreter without its hardware)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _device
+    config.addinivalue_line(
+        "markers", "gpu: needs the device's real hardware (skipped when emulated)"
+    )
+    config.addinivalue_line("markers", "slow: takes long; deselect with -m 'not slow'")
+
+    from ir_op.platforms import PLATFORM_ENV_VAR, builtin_platforms
+
+    name = config.getoption("--device")
+    already = os.environ.get(PLATFORM_ENV_VAR)
+    if already and already != name:
+        raise pytest.UsageError(
+            f"--device {name} conflicts with {PLATFORM_ENV_VAR}={already}; unset one of them"
+        )
+    os.environ[PLATFORM_ENV_VAR] = name
+    emulated = not builtin_platforms()[name].is_available()
+    if emulated:
+        # Must be set before any Triton kernel is defined: kernel sets load lazily, after this.
+        os.environ["TRITON_INTERPRET"] = "1"
+    _device = DeviceUnderTest(name, emulated)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    assert _device is not None
+    if _device.emulated:
+        return (
+            f"ir device: {_device.name} EMULATED (IR_OP_PLATFORM={_device.name}, "
+            "TRITON_INTERPRET=1, CPU tensors); tests marked gpu are skipped"
+        )
+    return f"ir device: {_device.name} (real hardware)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    assert _device is not None
+    if _device.name != "cpu" and not _device.emulated:
+        return
+    why = (
+        f"needs real {_device.name} hardware; this session emulates it"
+        if _device.emulated
+        else "needs GPU hardware; this session runs on the CPU"
+    )
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=why))
+
+
+@pytest.fixture(scope="session")
+def ir_device() -> DeviceUnderTest:
+    """The platform under test and where its tensors live."""
+    assert _device is not None
+    return _device

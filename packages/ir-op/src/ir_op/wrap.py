@@ -1,0 +1,52 @@
+"""The torch wrap flag: whether calling an op goes through its ``torch.ops`` operator.
+
+On (the default), ``rms_norm(x, ...)`` calls ``torch.ops.ir.rms_norm.default``: one opaque node
+under ``torch.fx``, ``make_fx`` and ``torch.compile``, which ir-compile can fuse and lower. Off,
+the call dispatches in Python straight to the chosen implementation, which skips the
+dispatcher's per-call cost in eager mode and lets Dynamo inline the implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+
+class _TorchWrapFlag:
+    """A mutable holder, so the hot path reads one attribute instead of a module global."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+
+TORCH_WRAP = _TorchWrapFlag(True)
+
+
+def _check_bool(enable: object) -> bool:
+    if not isinstance(enable, bool):
+        raise TypeError(f"torch wrap flag must be True or False, got {enable!r}")
+    return enable
+
+
+def torch_wrap_enabled() -> bool:
+    """Return whether op calls currently go through their torch operator."""
+    return TORCH_WRAP.enabled
+
+
+def set_default_torch_wrap(enable: bool = True) -> None:
+    """Set the torch wrap flag for the rest of the process."""
+    TORCH_WRAP.enabled = _check_bool(enable)
+
+
+@contextlib.contextmanager
+def enable_torch_wrap(enable: bool = True) -> Iterator[None]:
+    """Set the torch wrap flag inside a ``with`` block; the old value returns on exit or error."""
+    new = _check_bool(enable)
+    old = TORCH_WRAP.enabled
+    TORCH_WRAP.enabled = new
+    try:
+        yield
+    finally:
+        TORCH_WRAP.enabled = old

@@ -1,0 +1,90 @@
+"""maybe_inplace: in-place providers may reuse activation memory; the default overload never."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from ir_op import IrOp, IrOpInplace, enable_torch_wrap, register_op
+
+
+def add_pair(x: Tensor, x_other: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    total = x + x_other
+    return total * weight, total
+
+
+def add_pair_inplace(x: Tensor, x_other: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+    x_other.add_(x)
+    x.copy_(x_other).mul_(weight)
+    return x, x_other
+
+
+@pytest.fixture
+def op(isolated: dict[str, IrOp]) -> IrOpInplace:
+    op = register_op(allow_inplace=True)(add_pair)
+    assert isinstance(op, IrOpInplace)
+    op.register_impl("inplace", inplace=True)(add_pair_inplace)
+    return op
+
+
+def _inputs() -> tuple[Tensor, Tensor, Tensor]:
+    return torch.randn(4, 8), torch.randn(4, 8), torch.randn(8)
+
+
+@pytest.mark.parametrize("wrap", [True, False])
+def test_default_overload_never_mutates(op: IrOpInplace, wrap: bool) -> None:
+    x, other, w = _inputs()
+    x0, other0 = x.clone(), other.clone()
+    with op.set_priority(["inplace"]), enable_torch_wrap(wrap):
+        out, total = op(x, other, w)
+    torch.testing.assert_close(x, x0)
+    torch.testing.assert_close(other, other0)
+    assert out.data_ptr() != x.data_ptr() and total.data_ptr() != other.data_ptr()
+    ref_out, ref_total = add_pair(x0, other0, w)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(total, ref_total)
+
+
+@pytest.mark.parametrize("wrap", [True, False])
+def test_maybe_inplace_reuses_activation_buffers(op: IrOpInplace, wrap: bool) -> None:
+    x, other, w = _inputs()
+    ref_out, ref_total = add_pair(x, other, w)
+    with op.set_priority(["inplace"]), enable_torch_wrap(wrap):
+        out, total = op.maybe_inplace(x, other, w)
+    assert out.data_ptr() == x.data_ptr()
+    assert total.data_ptr() == other.data_ptr()
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(total, ref_total)
+
+
+def test_maybe_inplace_with_a_functional_provider_leaves_inputs(op: IrOpInplace) -> None:
+    x, other, w = _inputs()
+    x0 = x.clone()
+    with op.set_priority(["native"]):
+        out, _ = op.maybe_inplace(x, other, w)
+    torch.testing.assert_close(x, x0)
+    assert out.data_ptr() != x.data_ptr()
+
+
+def test_inplace_clones_keyword_activations(op: IrOpInplace) -> None:
+    x, other, w = _inputs()
+    other0 = other.clone()
+    with op.set_priority(["inplace"]):
+        op(x, x_other=other, weight=w)
+    torch.testing.assert_close(other, other0)
+
+
+def test_maybe_inplace_schema_and_names(op: IrOpInplace) -> None:
+    assert op.maybe_inplace.name == "add_pair.maybe_inplace"
+    schema = str(op.maybe_inplace.torch_op._schema)
+    assert "Tensor(a0!) x, Tensor(a1!) x_other, Tensor weight" in schema
+    assert op.torch_op._schema.is_mutable is False
+    assert repr(op.maybe_inplace) == "IrOpInplaceOverload('add_pair')"
+
+
+def test_inplace_impl_registration_on_inplace_op(op: IrOpInplace) -> None:
+    impl = op.impls["inplace"]
+    assert impl.inplace
+    assert impl.functional_fn is not impl.impl_fn
+    assert op.impls["native"].functional_fn is op.impls["native"].impl_fn
