@@ -104,7 +104,7 @@ def test_bad_priority_values(op: IrOp) -> None:
         op.set_default(["native", 3])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="listed twice"):
         op.set_default(["native", "native"])
-    with pytest.raises(ValueError, match="unknown provider 'unfused'"):
+    with pytest.raises(ValueError, match="provider 'unfused' is only valid for composite ops"):
         op.set_default(["unfused"])
     assert op.get_priority() == []
 

@@ -16,9 +16,10 @@ from typing import Any, ClassVar, Literal, TypeVar, overload
 import torch
 
 from ir_op._logging import logger, warning_once
+from ir_op.composite import CompositeImpl, Composition
 from ir_op.impl import IrOpImpl, Supported, SupportsArgs
 from ir_op.library import define_operator, get_library, ops_namespace
-from ir_op.naming import NATIVE, RESERVED_PROVIDERS, validate_name
+from ir_op.naming import NATIVE, RESERVED_PROVIDERS, UNFUSED, validate_name
 from ir_op.signature import OpSignature
 from ir_op.tolerances import DEFAULT_TOLERANCES, Tolerance
 from ir_op.wrap import TORCH_WRAP
@@ -94,8 +95,16 @@ class IrOp:
         activations: Sequence[str] | None = None,
         *,
         schema: str | None = None,
+        composite_of: Sequence[IrOp] | None = None,
     ) -> None:
         validate_name(name, "op")
+        # A composite op's native_impl is its composition (see ir_op.composite); the op's own
+        # native function is that composition run over the components' native functions.
+        composition = (
+            Composition(name, native_impl, composite_of) if composite_of is not None else None
+        )
+        if composition is not None:
+            native_impl = composition.native
         signature = OpSignature.of_native(name, native_impl, schema)
         params = signature.parameter_names
         if activations is None:
@@ -123,7 +132,13 @@ class IrOp:
             )
 
         self.native_fn = native_impl
-        self.impls: dict[str, IrOpImpl] = {NATIVE: IrOpImpl(self, NATIVE, native_impl)}
+        self.composition = composition
+        self.impls: dict[str, IrOpImpl] = {}
+        if composition is None:
+            self.impls[NATIVE] = IrOpImpl(self, NATIVE, native_impl)
+        else:
+            self.impls[NATIVE] = CompositeImpl(self, NATIVE, composition)
+            self.impls[UNFUSED] = CompositeImpl(self, UNFUSED, composition)
         self._fake_fn: Callable[..., Any] = native_impl
         self._priority_impls: list[IrOpImpl] | None = None  # None: defaults not applied yet
         self._priority_from_user = False
@@ -131,7 +146,9 @@ class IrOp:
         self._input_generator: InputGenerator | None = None
         self._tolerance_overrides: dict[torch.dtype, Tolerance] = {}
 
-        self.torch_op: torch._ops.OpOverload = self._define(library, "", signature.schema)
+        self.torch_op: torch._ops.OpOverload = self._define(
+            library, "", signature.schema, self._call_default, self._fake_call
+        )
         self._define_overloads(library)
         self._qualname = f"{library.ns}::{name}"
         _OPS_BY_QUALNAME[self._qualname] = self
@@ -145,18 +162,19 @@ class IrOp:
         """Define extra overloads (subclass hook)."""
 
     def _define(
-        self, library: torch.library.Library, overload_name: str, schema: str
+        self,
+        library: torch.library.Library,
+        overload_name: str,
+        schema: str,
+        kernel: Callable[..., Any],
+        fake: Callable[..., Any],
     ) -> torch._ops.OpOverload:
         qualified = f"{self.name}.{overload_name}" if overload_name else self.name
-        kernel = self._call_default if not overload_name else self._overload_kernel(overload_name)
         define_operator(library, qualified, schema, kernel)
-        torch.library.register_fake(f"{library.ns}::{qualified}", self._fake_call, lib=library)
+        torch.library.register_fake(f"{library.ns}::{qualified}", fake, lib=library)
         packet = getattr(ops_namespace(library), self.name)
         overload: torch._ops.OpOverload = getattr(packet, overload_name or "default")
         return overload
-
-    def _overload_kernel(self, overload_name: str) -> Callable[..., Any]:
-        raise NotImplementedError(overload_name)
 
     def register_fake(self, fn: _F) -> _F:
         """Use ``fn`` instead of the native function as the op's fake (meta) kernel."""
@@ -172,6 +190,18 @@ class IrOp:
     @property
     def schema(self) -> str:
         return self.signature.schema
+
+    @property
+    def components(self) -> tuple[IrOp, ...]:
+        """The ops a composite op is composed of, in declaration order; empty for other ops.
+
+        A fusion pass rewrites calls of these into the composite op.
+        """
+        return self.composition.components if self.composition is not None else ()
+
+    @property
+    def is_composite(self) -> bool:
+        return self.composition is not None
 
     # -- providers -----------------------------------------------------------------------------
 
@@ -284,6 +314,12 @@ class IrOp:
         return chosen
 
     def _unknown_provider_message(self, provider: str) -> str:
+        if provider == UNFUSED and not self.is_composite:
+            return (
+                f"op {self.name!r}: provider {UNFUSED!r} is only valid for composite ops "
+                f"(registered with composite_of), and {self.name!r} is not one; registered "
+                f"providers: {', '.join(self.impls)}"
+            )
         return (
             f"op {self.name!r}: unknown provider {provider!r}; registered providers: "
             f"{', '.join(self.impls)}"
@@ -449,6 +485,11 @@ class IrOpInplaceOverload:
     Its schema marks the activations as written. Contract: after calling it, the caller must not
     read the activation inputs again, since an in-place provider may have overwritten them (and
     a non-in-place one did not).
+
+    Its torch operator returns plain Tensors: torch functionalizes a mutating custom op (for
+    AOTAutograd and Inductor) only when every output is a ``Tensor``, so where the op returns
+    ``None`` for an absent optional activation (a rotary embedding without a key) the operator
+    returns an empty tensor instead. Calling the overload turns that back into ``None``.
     """
 
     def __init__(self, op: IrOpInplace, torch_op: torch._ops.OpOverload) -> None:
@@ -461,7 +502,10 @@ class IrOpInplaceOverload:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if TORCH_WRAP.enabled:
-            return self.torch_op(*args, **kwargs)
+            out = self.torch_op(*args, **kwargs)
+            if self.op._optional_outputs:
+                out = self.op._restore_absent_outputs(out, args, kwargs)
+            return out
         return self.op.dispatch(*args, **kwargs).impl_fn(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -471,7 +515,8 @@ class IrOpInplaceOverload:
 class IrOpInplace(IrOp):
     """An op with a ``maybe_inplace`` overload, for providers that write results in place.
 
-    Each output must be a tensor and correspond, in order, to one activation.
+    Each output must be a tensor (``Tensor``, or ``Tensor?`` for an optional activation, which
+    is ``None`` exactly when that activation is) and correspond, in order, to one activation.
     """
 
     allow_inplace: ClassVar[bool] = True
@@ -487,16 +532,51 @@ class IrOpInplace(IrOp):
                 f"activations {self.activations}, outputs {returns}"
             )
         self._mutable_schema = self.signature.mutable_schema(self.activations)
+        # (output index, activation position, activation name, its default) per Tensor? output
+        params = list(self.signature.python.parameters.values())
+        self._optional_outputs: list[tuple[int, int, str, Any]] = []
+        for i, (ret, name) in enumerate(zip(returns, self.activations, strict=True)):
+            if ret == "Tensor?":
+                position = self.signature.parameter_names.index(name)
+                self._optional_outputs.append((i, position, name, params[position].default))
 
     def _define_overloads(self, library: torch.library.Library) -> None:
-        torch_op = self._define(library, "maybe_inplace", self._mutable_schema)
+        torch_op = self._define(
+            library,
+            "maybe_inplace",
+            self._mutable_schema,
+            self._maybe_inplace_kernel,
+            self._maybe_inplace_fake,
+        )
         self.maybe_inplace = IrOpInplaceOverload(self, torch_op)
 
-    def _overload_kernel(self, overload_name: str) -> Callable[..., Any]:
-        def kernel(*args: Any, **kwargs: Any) -> Any:
-            return self.maybe_inplace._call(*args, **kwargs)
+    def _maybe_inplace_kernel(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fill_absent_outputs(self.maybe_inplace._call(*args, **kwargs))
 
-        return kernel
+    def _maybe_inplace_fake(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fill_absent_outputs(self._fake_call(*args, **kwargs))
+
+    def _fill_absent_outputs(self, out: Any) -> Any:
+        """``None`` outputs become empty tensors, as the torch operator's schema requires."""
+        if not self._optional_outputs or not isinstance(out, tuple) or None not in out:
+            return out
+        like = next((o for o in out if isinstance(o, torch.Tensor)), None)
+        empty = like.new_empty(0) if like is not None else torch.empty(0)
+        return tuple(empty if o is None else o for o in out)
+
+    def _restore_absent_outputs(
+        self, out: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        """The outputs of absent optional activations back to ``None``."""
+        restored = list(out)
+        for index, position, name, default in self._optional_outputs:
+            if position < len(args):
+                value = args[position]
+            else:
+                value = kwargs.get(name, default)
+            if value is None:
+                restored[index] = None
+        return tuple(restored)
 
 
 @overload
@@ -510,6 +590,7 @@ def register_op(
     activations: Sequence[str] | None = None,
     allow_inplace: Literal[False] = False,
     schema: str | None = None,
+    composite_of: Sequence[IrOp] | None = None,
 ) -> Callable[[Callable[..., Any]], IrOp]: ...
 
 
@@ -520,6 +601,7 @@ def register_op(
     activations: Sequence[str] | None = None,
     allow_inplace: Literal[True],
     schema: str | None = None,
+    composite_of: Sequence[IrOp] | None = None,
 ) -> Callable[[Callable[..., Any]], IrOpInplace]: ...
 
 
@@ -531,6 +613,7 @@ def register_op(
     activations: Sequence[str] | None = None,
     allow_inplace: bool = False,
     schema: str | None = None,
+    composite_of: Sequence[IrOp] | None = None,
 ) -> IrOp | Callable[[Callable[..., Any]], IrOp]:
     """Define an IR op from its native implementation and add it to :attr:`IrOp.registry`.
 
@@ -539,6 +622,12 @@ def register_op(
     activations (default: those whose names start with ``x``); with ``allow_inplace=True`` the
     op gets a ``maybe_inplace`` overload and returns an :class:`IrOpInplace`. ``schema`` gives
     the torch schema where ``torch.library.infer_schema`` cannot express the signature.
+
+    ``composite_of=[op, ...]`` makes a composite op: the decorated function is then its
+    composition, whose first parameter (``components: Components``) reaches the component ops
+    by name; the op has the remaining parameters, a native implementation that composes the
+    components' native ones and the provider ``unfused`` that runs each component through its
+    own dispatch (see :mod:`ir_op.composite`).
     """
     if isinstance(f, str):
         if name is not None:
@@ -552,7 +641,7 @@ def register_op(
         if op_name in IrOp.registry:
             raise ValueError(f"op {op_name!r} is already registered")
         cls = IrOpInplace if allow_inplace else IrOp
-        op = cls(op_name, fn, activations, schema=schema)
+        op = cls(op_name, fn, activations, schema=schema, composite_of=composite_of)
         IrOp.registry[op_name] = op
         return op
 

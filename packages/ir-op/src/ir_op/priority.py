@@ -9,6 +9,9 @@ Text form (``IR_OP_PRIORITY``, :meth:`IrOpPriorityConfig.parse`, ``str(config)``
     rms_norm=cuda,native;fused_add_rms_norm=native
 
 or a JSON object ``{"rms_norm": ["cuda", "native"]}``. Spaces are ignored.
+
+``unfused`` is a valid entry for composite ops only; :meth:`IrOpPriorityConfig.with_default`
+gives composite ops ``unfused`` right before ``native`` (see :func:`ir_op.composite.shared_default`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ir_op.naming import validate_name
+from ir_op.composite import shared_default
+from ir_op.naming import UNFUSED, validate_name
 from ir_op.op import IrOp
 
 ENV_VAR = "IR_OP_PRIORITY"
@@ -95,6 +99,14 @@ def _check_ops(names: Sequence[str]) -> None:
             )
 
 
+def _check_unfused(entries: Mapping[str, tuple[str, ...]]) -> None:
+    """``unfused`` only for composite ops: known when the config is built, unlike providers."""
+    for name, providers in entries.items():
+        op = IrOp.registry[name]
+        if UNFUSED in providers and not op.is_composite:
+            raise ValueError(op._unknown_provider_message(UNFUSED))
+
+
 class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
     """Op name -> provider priority, for configuring many ops at once.
 
@@ -106,6 +118,7 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
     def __init__(self, **priorities: ProviderList) -> None:
         entries = {op: _providers(op, value) for op, value in priorities.items()}
         _check_ops(list(entries))
+        _check_unfused(entries)
         self._entries: dict[str, tuple[str, ...]] = entries
 
     # -- construction --------------------------------------------------------------------------
@@ -133,9 +146,20 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
 
     @classmethod
     def with_default(cls, default: ProviderList, **priorities: ProviderList) -> IrOpPriorityConfig:
-        """``default`` for every registered op, except those given as keywords."""
-        merged: dict[str, ProviderList] = dict.fromkeys(IrOp.registry, default)
-        _providers("(default)", default)
+        """``default`` for every registered op, except those given as keywords.
+
+        ``unfused`` in a shared default is for composite ops: each composite op gets it right
+        before ``native`` (or last) unless ``default`` places it, and other ops skip it (an op left
+        with nothing gets no entry). So
+        ``with_default(["cuda", "native"])`` runs a composite op's fused cuda kernel where there
+        is one, else its components' kernels. Keyword entries are taken as given.
+        """
+        shared = _providers("(default)", default)
+        merged: dict[str, ProviderList] = {}
+        for name, op in IrOp.registry.items():
+            share = shared_default(op, shared)
+            if share:  # empty for an op that is not composite when default is ["unfused"]
+                merged[name] = share
         merged.update(priorities)
         return cls(**merged)
 

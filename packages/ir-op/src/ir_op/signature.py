@@ -33,6 +33,21 @@ def _signature_of(fn: Callable[..., Any], what: str) -> inspect.Signature:
         raise ValueError(f"{what}: cannot read the signature of {_describe(fn)}: {e}") from None
 
 
+def _evaluated_signature(fn: Callable[..., Any], what: str) -> inspect.Signature:
+    """The signature with string annotations evaluated, so ``"Tensor"`` written under
+    ``from __future__ import annotations`` equals ``Tensor`` written without it.
+
+    Annotations that do not resolve at run time (names imported only for type checkers) are
+    kept as written.
+    """
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except (NameError, SyntaxError, TypeError, AttributeError):
+        return _signature_of(fn, what)
+    except ValueError as e:
+        raise ValueError(f"{what}: cannot read the signature of {_describe(fn)}: {e}") from None
+
+
 def _reject_unsupported_parameters(sig: inspect.Signature, what: str) -> None:
     for p in sig.parameters.values():
         if p.kind is inspect.Parameter.KEYWORD_ONLY:
@@ -114,7 +129,8 @@ class OpSignature:
                 f"{what}: schema {schema!r} names the arguments {names}, but the native "
                 f"function's parameters are {params}"
             )
-        return cls(op_name, sig, schema.strip(), explicit_schema=True)
+        # Implementations are held to these annotations (see check_impl).
+        return cls(op_name, _evaluated_signature(fn, what), schema.strip(), explicit_schema=True)
 
     @property
     def parameter_names(self) -> list[str]:
@@ -141,6 +157,8 @@ class OpSignature:
                     f"schema {self.schema!r}"
                 )
             return
+        # No inferred schema to compare: compare the evaluated Python signatures instead.
+        sig = _evaluated_signature(fn, what)
         mine = [(p.name, p.default, p.annotation) for p in sig.parameters.values()]
         native = [(p.name, p.default, p.annotation) for p in self.python.parameters.values()]
         if mine != native or sig.return_annotation != self.python.return_annotation:
@@ -185,8 +203,13 @@ class OpSignature:
         return [i for i, name in enumerate(self.python.parameters) if name in activations]
 
     def mutable_schema(self, activations: Sequence[str]) -> str:
-        """The schema with each activation marked as written (``Tensor(a0!) x``)."""
-        schema = self.schema
+        """The schema with each activation marked as written (``Tensor(a0!) x``).
+
+        Its outputs are plain ``Tensor`` (``Tensor?`` becomes ``Tensor``): torch functionalizes
+        a mutating custom op only when every output is a ``Tensor``.
+        """
+        arguments, arrow, returns = self.schema.rpartition("->")
+        schema = arguments + arrow + returns.replace("Tensor?", "Tensor")
         for i, name in enumerate(activations):
             pattern = re.compile(rf"\bTensor(\??) {re.escape(name)}\b")
             schema, count = pattern.subn(rf"Tensor(a{i}!)\1 {name}", schema, count=1)

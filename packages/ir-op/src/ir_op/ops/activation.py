@@ -31,6 +31,33 @@ def gate_width(x: Tensor) -> int:
 
 
 @register_op
+def silu_and_mul(x: Tensor) -> Tensor:
+    """SwiGLU's gate: ``silu(x[..., :d]) * x[..., d:]`` with ``d = x.shape[-1] // 2``.
+
+    ``x`` is ``[..., 2 * d]`` (gate, then up); an odd last dimension is a ``ValueError``.
+    ``silu(g) = g * sigmoid(g)`` and the product are float32, rounded once to ``x.dtype``; the
+    output is ``[..., d]``.
+    """
+    d = gate_width(x)
+    gate = x[..., :d].float()
+    return (F.silu(gate) * x[..., d:].float()).to(x.dtype)
+
+
+@register_op
+def gelu_and_mul(x: Tensor, approximate: str = "none") -> Tensor:
+    """GeGLU's gate: ``gelu(x[..., :d]) * x[..., d:]`` with ``d = x.shape[-1] // 2``.
+
+    ``approximate`` is ``"none"`` (``g * Phi(g)``, the exact erf form) or ``"tanh"`` (the tanh
+    approximation); anything else is a ``ValueError``, as is an odd last dimension. GELU and the
+    product are float32, rounded once to ``x.dtype``; the output is ``[..., d]``.
+    """
+    check_gelu_approximate(approximate)
+    d = gate_width(x)
+    gate = x[..., :d].float()
+    return (F.gelu(gate, approximate=approximate) * x[..., d:].float()).to(x.dtype)
+
+
+@register_op
 def gelu_and_mul_sparse(x: Tensor, std_multiplier: float, approximate: str = "none") -> Tensor:
     """Gemma3n's sparse GeGLU: ``gelu(relu(gate - (mean + std * std_multiplier))) * up``.
 
@@ -61,3 +88,26 @@ def _gelu_and_mul_sparse_inputs(
 ) -> tuple[object, ...]:
     """``x`` of shape ``[num_tokens, 2 * hidden_size]``: the output is ``hidden_size`` wide."""
     return activations(num_tokens, 2 * hidden_size, dtype, device), std_multiplier, approximate
+
+
+@silu_and_mul.register_input_generator
+def _silu_and_mul_inputs(
+    num_tokens: int,
+    hidden_size: int,
+    dtype: torch.dtype,
+    device: torch.device | str | None = None,
+) -> tuple[object, ...]:
+    """``x`` of shape ``[num_tokens, 2 * hidden_size]``: the output is ``hidden_size`` wide."""
+    return (activations(num_tokens, 2 * hidden_size, dtype, device),)
+
+
+@gelu_and_mul.register_input_generator
+def _gelu_and_mul_inputs(
+    num_tokens: int,
+    hidden_size: int,
+    dtype: torch.dtype,
+    approximate: str = "none",
+    device: torch.device | str | None = None,
+) -> tuple[object, ...]:
+    """``x`` of shape ``[num_tokens, 2 * hidden_size]``: the output is ``hidden_size`` wide."""
+    return activations(num_tokens, 2 * hidden_size, dtype, device), approximate

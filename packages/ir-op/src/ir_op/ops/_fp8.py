@@ -1,0 +1,66 @@
+"""Facts about the fp8 formats the quantization ops produce, and checks of their arguments."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+FP8_DTYPES: tuple[torch.dtype, ...] = tuple(
+    d
+    for d in (torch.float8_e4m3fn, getattr(torch, "float8_e4m3fnuz", None))
+    if isinstance(d, torch.dtype)
+)
+"""The fp8 formats ops quantize to: OCP ``float8_e4m3fn`` and, where torch has it, AMD's
+``float8_e4m3fnuz`` (MI300). Both have a 3-bit mantissa; their largest values are 448 and 240."""
+
+DYNAMIC_SCALE_FLOOR_DIVISOR = 512.0
+"""Dynamic scales are at least ``1 / (fp8_max * 512)``, so an all-zero row never divides by 0."""
+
+
+def check_fp8_dtype(fp8_dtype: object) -> torch.dtype:
+    """Return ``fp8_dtype`` if ops can quantize to it, else raise ``ValueError``."""
+    if not isinstance(fp8_dtype, torch.dtype) or fp8_dtype not in FP8_DTYPES:
+        raise ValueError(
+            f"fp8_dtype={fp8_dtype!r} is not a supported fp8 format; valid: "
+            f"{', '.join(str(d) for d in FP8_DTYPES)}"
+        )
+    return fp8_dtype
+
+
+def fp8_max(fp8_dtype: torch.dtype) -> float:
+    """The largest finite value of ``fp8_dtype``; quantized values saturate there."""
+    return float(torch.finfo(fp8_dtype).max)
+
+
+def min_dynamic_scale(fp8_dtype: torch.dtype) -> float:
+    return 1.0 / (fp8_max(fp8_dtype) * DYNAMIC_SCALE_FLOOR_DIVISOR)
+
+
+def one_ulp_tolerance(fp8_dtype: torch.dtype) -> tuple[float, float]:
+    """``(atol, rtol)`` that admit a difference of one fp8 step anywhere in the range.
+
+    A normal value ``v`` in ``[2**e, 2**(e+1))`` has steps of ``2**(e-3)``, at most ``v / 8``:
+    ``rtol = eps = 2**-3``. Subnormals have a fixed step of ``smallest_normal * eps``: ``atol``.
+    Fused kernels round intermediates (the normalized or activated row) at other points than
+    the composition does, which moves a value across an fp8 rounding boundary now and then, by
+    one step and never more, since an intermediate rounding is far finer than an fp8 step.
+    """
+    info = torch.finfo(fp8_dtype)
+    return float(info.smallest_normal * info.eps), float(info.eps)
+
+
+def check_scale(scale: object, name: str) -> Tensor:
+    """Return ``scale`` if it is a one-element float32 tensor (a static scale), else raise."""
+    if not isinstance(scale, Tensor):
+        raise TypeError(f"{name} must be a one-element float32 tensor, got {scale!r}")
+    if scale.numel() != 1 or scale.dtype != torch.float32:
+        raise ValueError(
+            f"{name} must be a one-element float32 tensor, got {scale.dtype} of shape "
+            f"{list(scale.shape)}"
+        )
+    return scale
+
+
+def check_float_input(x: Tensor, op_name: str) -> None:
+    if not x.is_floating_point():
+        raise ValueError(f"{op_name}: x must be a floating-point tensor, got {x.dtype}")

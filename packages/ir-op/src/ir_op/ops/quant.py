@@ -1,0 +1,137 @@
+"""FP8 quantization ops: static (a given scale) and dynamic (scales computed from the input).
+
+The fp8 format is an argument (``fp8_dtype``, a ``torch.dtype``; schema type ``ScalarType``):
+``torch.float8_e4m3fn``, or ``torch.float8_e4m3fnuz`` where torch has it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ir_op.op import register_op
+from ir_op.ops._fp8 import (
+    FP8_DTYPES,
+    check_float_input,
+    check_fp8_dtype,
+    check_scale,
+    fp8_max,
+    min_dynamic_scale,
+    one_ulp_tolerance,
+)
+from ir_op.ops._inputs import activations, fp8_scale_for
+
+
+def quantize(x: Tensor, scale: Tensor, fp8_dtype: torch.dtype) -> Tensor:
+    """``clamp(x / scale, -max, max)`` in float32, cast to ``fp8_dtype``; ``scale`` broadcasts."""
+    limit = fp8_max(fp8_dtype)
+    return (x.float() / scale).clamp(-limit, limit).to(fp8_dtype)
+
+
+@register_op
+def static_scaled_fp8_quant(
+    x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+) -> Tensor:
+    """Quantize to fp8 with a given scale: ``clamp(x / scale, -fp8_max, fp8_max)``.
+
+    ``x`` is any floating-point tensor; ``scale`` a one-element float32 tensor (the per-tensor
+    scale a checkpoint calibrated). The division and the clamp are float32, then one cast
+    (round to nearest even) to ``fp8_dtype`` (``float8_e4m3fn``, max 448, or
+    ``float8_e4m3fnuz``, max 240). Values beyond the range saturate at ``±fp8_max``, infinities
+    included; NaN stays NaN. The output has ``x``'s shape.
+    """
+    fp8_dtype = check_fp8_dtype(fp8_dtype)
+    check_float_input(x, "static_scaled_fp8_quant")
+    check_scale(scale, "scale")
+    return quantize(x, scale.reshape(()), fp8_dtype)
+
+
+def _row_amax(x32: Tensor) -> Tensor:
+    """``max |x|`` of each row as ``[..., 1]``; rows without elements have 0."""
+    if x32.shape[-1] == 0:
+        return x32.new_zeros((*x32.shape[:-1], 1))
+    return x32.abs().amax(dim=-1, keepdim=True)
+
+
+def _tensor_amax(x32: Tensor) -> Tensor:
+    """``max |x|`` over the whole tensor as ``[1]``; an empty tensor has 0."""
+    if x32.numel() == 0:
+        return x32.new_zeros((1,))
+    return x32.abs().amax().reshape(1)
+
+
+@register_op
+def dynamic_scaled_fp8_quant(
+    x: Tensor,
+    per_token: bool = False,
+    scale_ub: Tensor | None = None,
+    fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+) -> tuple[Tensor, Tensor]:
+    """Quantize to fp8 with scales computed from ``x``: returns ``(quantized, scales)``.
+
+    ``scale = amax / fp8_max`` where ``amax = max |x|`` over the whole tensor (``scales`` of
+    shape ``[1]``) or, with ``per_token``, over each row of the last dimension (``scales`` of
+    shape ``[*x.shape[:-1], 1]``, i.e. ``[tokens, 1]`` for 2-D ``x``). With ``per_token``, a
+    ``scale_ub`` (one-element float32 tensor) bounds each row's amax first:
+    ``min(amax, scale_ub) / fp8_max``; per tensor it is ignored. Scales are floored at
+    ``1 / (fp8_max * 512)``, so zero or empty rows quantize to 0. All of this is float32; then
+    ``quantized = static_scaled_fp8_quant(x, scale)`` with each row's scale (the same clamp and
+    cast). A NaN (or an infinity) in a row makes that row's scale NaN (or infinite) and its
+    values NaN (or 0); per tensor, the whole tensor's.
+    """
+    fp8_dtype = check_fp8_dtype(fp8_dtype)
+    check_float_input(x, "dynamic_scaled_fp8_quant")
+    if x.dim() == 0:
+        raise ValueError("dynamic_scaled_fp8_quant: x must have at least one dimension")
+    if scale_ub is not None:
+        check_scale(scale_ub, "scale_ub")
+    x32 = x.float()
+    if per_token:
+        amax = _row_amax(x32)
+        if scale_ub is not None:
+            amax = torch.minimum(amax, scale_ub.reshape(()))
+    else:
+        amax = _tensor_amax(x32)
+    scales = (amax / fp8_max(fp8_dtype)).clamp(min=min_dynamic_scale(fp8_dtype))
+    return quantize(x32, scales, fp8_dtype), scales
+
+
+@static_scaled_fp8_quant.register_input_generator
+def _static_scaled_fp8_quant_inputs(
+    num_tokens: int,
+    hidden_size: int,
+    dtype: torch.dtype,
+    fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+    calibration: float = 1.0,
+    device: torch.device | str | None = None,
+) -> tuple[object, ...]:
+    """``x`` of ``[num_tokens, hidden_size]`` and a scale calibrated on it (see
+    :func:`~ir_op.ops._inputs.fp8_scale_for`): nothing saturates unless ``calibration < 1``."""
+    x = activations(num_tokens, hidden_size, dtype, device)
+    return x, fp8_scale_for(x, fp8_dtype, calibration), fp8_dtype
+
+
+@dynamic_scaled_fp8_quant.register_input_generator
+def _dynamic_scaled_fp8_quant_inputs(
+    num_tokens: int,
+    hidden_size: int,
+    dtype: torch.dtype,
+    per_token: bool = False,
+    scale_ub: float | None = None,
+    fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+    device: torch.device | str | None = None,
+) -> tuple[object, ...]:
+    """``x`` of ``[num_tokens, hidden_size]``; ``scale_ub`` becomes a one-element tensor."""
+    x = activations(num_tokens, hidden_size, dtype, device)
+    ub = None if scale_ub is None else torch.tensor([scale_ub], dtype=torch.float32, device=device)
+    return x, per_token, ub, fp8_dtype
+
+
+for _op in (static_scaled_fp8_quant, dynamic_scaled_fp8_quant):
+    for _fp8 in FP8_DTYPES:
+        _atol, _rtol = one_ulp_tolerance(_fp8)
+        _op.override_tolerance(_fp8, atol=_atol, rtol=_rtol)
+# Scales: amax is exact and the division rounds once; a kernel that multiplies by a rounded
+# reciprocal instead is within 1.5 float32 ulps of it. 2**-22 allows 2 ulps, relative only,
+# since scales are floored far above zero.
+dynamic_scaled_fp8_quant.override_tolerance(torch.float32, atol=0.0, rtol=2.0**-22)
