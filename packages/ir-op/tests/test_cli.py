@@ -24,6 +24,9 @@ def test_info_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  rms_norm: Root-mean-square normalization" in out
     assert "      native     ok" in out
     assert "    priority eager:   (none set: native)" in out
+    composite = out[out.index("  rms_norm_static_fp8_quant:") :]
+    assert composite.splitlines()[1] == "    composite of: rms_norm, static_scaled_fp8_quant"
+    assert "      unfused    ok" in composite
 
 
 def test_info_json_on_an_emulated_gpu(capsys: pytest.CaptureFixture[str]) -> None:
@@ -49,6 +52,10 @@ def test_info_json_on_an_emulated_gpu(capsys: pytest.CaptureFixture[str]) -> Non
     } in rms["providers"]
     assert rms["priority"]["compile"] == ["native"]
     assert rms["priority"]["eager"][-1] == "native"
+    assert rms["components"] == []
+    composite = next(op for op in data["ops"] if op["name"] == "rms_norm_static_fp8_quant")
+    assert composite["components"] == ["rms_norm", "static_scaled_fp8_quant"]
+    assert composite["priority"]["compile"] == ["unfused"]
     assert {op["name"] for op in data["ops"]} >= {
         "rms_norm",
         "fused_add_rms_norm",

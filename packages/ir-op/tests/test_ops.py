@@ -1,59 +1,26 @@
-"""The ops' native implementations against independent float64 references."""
+"""Norm ops and the sparse GeGLU against independent float64 references."""
 
 from __future__ import annotations
-
-import math
-from collections.abc import Callable
 
 import pytest
 import torch
 from torch import Tensor
 
-from ir_op import IrOp, enable_torch_wrap, ops
+from ir_op import IrOp, ops
+from ir_op.testing import assert_outputs_close, random_rows
+from ir_op.testing.references import (
+    ref_fused_add_rms_norm,
+    ref_gelu_and_mul_sparse,
+    ref_rms_norm,
+)
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
-# -- float64 references, written without the ops' helpers -------------------------------------
-
-
-def ref_rms_norm(
-    x: Tensor, weight: Tensor | None, eps: float, variance_size: int | None = None
-) -> Tensor:
-    x64 = x.double()
-    sample = x64 if variance_size is None else x64[..., :variance_size]
-    out = x64 / torch.sqrt((sample * sample).mean(-1, keepdim=True) + eps)
-    return out if weight is None else out * weight.double()
-
-
-def ref_fused_add_rms_norm(
-    x: Tensor, residual: Tensor, weight: Tensor | None, eps: float, variance_size: int | None = None
-) -> tuple[Tensor, Tensor]:
-    total = x.double() + residual.double()
-    return ref_rms_norm(total, weight, eps, variance_size), total
-
-
-def ref_gelu(v: Tensor, approximate: str) -> Tensor:
-    if approximate == "tanh":
-        return 0.5 * v * (1 + torch.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)))
-    return 0.5 * v * (1 + torch.erf(v / math.sqrt(2)))
-
-
-def ref_gelu_and_mul_sparse(x: Tensor, multiplier: float, approximate: str = "none") -> Tensor:
-    x64 = x.double()
-    d = x.shape[-1] // 2
-    gate, up = x64[..., :d], x64[..., d:]
-    mean = gate.mean(-1, keepdim=True)
-    std = ((gate - mean) ** 2).mean(-1, keepdim=True).sqrt()
-    return ref_gelu(torch.clamp(gate - mean - std * multiplier, min=0), approximate) * up
-
-
 def assert_matches(actual: Tensor, expected: Tensor, op: IrOp, dtype: torch.dtype) -> None:
+    """``actual`` has ``dtype`` and matches the float64 reference rounded to it."""
     assert actual.dtype == dtype
-    assert actual.shape == expected.shape
-    torch.testing.assert_close(
-        actual, expected.to(dtype), **op.get_tolerance(dtype), equal_nan=True
-    )
+    assert_outputs_close(op, actual, expected.to(dtype))
 
 
 # -- shapes -------------------------------------------------------------------------------------
@@ -62,13 +29,9 @@ LEADING = [(), (1,), (7,), (83,), (2, 3), (0,)]
 
 
 def _x(leading: tuple[int, ...], width: int, dtype: torch.dtype, strided: bool) -> Tensor:
-    if strided:
-        # a column slice of a wider buffer: the rows are not adjacent in memory
-        wide = torch.randn(*leading, width + 5, dtype=torch.float32).to(dtype)
-        x = wide[..., 3 : 3 + width]
-        assert not x.is_contiguous() or x.numel() <= width
-        return x
-    return torch.randn(*leading, width, dtype=torch.float32).to(dtype)
+    x = random_rows(leading, width, dtype, strided=strided)
+    assert not strided or not x.is_contiguous() or x.numel() <= width
+    return x
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -191,57 +154,3 @@ def test_gelu_and_mul_sparse_errors() -> None:
         ValueError, match="approximate='fast' is not a GELU mode; valid: none, tanh"
     ):
         ops.gelu_and_mul_sparse(torch.randn(2, 8), 1.0, "fast")
-
-
-# -- every op: generators, tolerances, opcheck, wrap ----------------------------------------
-
-ALL_OPS = [ops.rms_norm, ops.fused_add_rms_norm, ops.gelu_and_mul_sparse]
-REFERENCES: dict[str, Callable[..., object]] = {
-    "rms_norm": ref_rms_norm,
-    "fused_add_rms_norm": ref_fused_add_rms_norm,
-    "gelu_and_mul_sparse": ref_gelu_and_mul_sparse,
-}
-
-
-@pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_input_generator(op: IrOp, dtype: torch.dtype) -> None:
-    args = op.generate_inputs(num_tokens=7, hidden_size=96, dtype=dtype)
-    tensors = [a for a in args if isinstance(a, Tensor)]
-    assert tensors[0].shape[0] == 7 and tensors[0].dtype == dtype
-    assert all(t.abs().sum() > 0 for t in tensors)
-    op.signature.python.bind(*args)  # the generator produces a valid call
-    expected = REFERENCES[op.name](*args)
-    actual = op(*args)
-    if isinstance(actual, tuple):
-        for a, e in zip(actual, expected, strict=False):  # type: ignore[call-overload]
-            assert_matches(a, e, op, dtype)
-    else:
-        assert_matches(actual, expected, op, dtype)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
-def test_tolerances(op: IrOp) -> None:
-    for dtype in DTYPES:
-        tol = op.get_tolerance(dtype)
-        assert tol["atol"] > 0 and tol["rtol"] > 0
-
-
-@pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_opcheck(op: IrOp, dtype: torch.dtype) -> None:
-    args = op.generate_inputs(num_tokens=5, hidden_size=48, dtype=dtype)
-    torch.library.opcheck(op.torch_op, args)
-    if op.allow_inplace:
-        torch.library.opcheck(
-            op.maybe_inplace.torch_op, op.generate_inputs(num_tokens=5, hidden_size=48, dtype=dtype)
-        )  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
-def test_wrap_on_and_off_agree(op: IrOp) -> None:
-    args = op.generate_inputs(num_tokens=3, hidden_size=32, dtype=torch.float32)
-    on = op(*args)
-    with enable_torch_wrap(False):
-        off = op(*args)
-    torch.testing.assert_close(on, off, atol=0, rtol=0)

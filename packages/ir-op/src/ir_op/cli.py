@@ -67,6 +67,7 @@ def collect_info() -> dict[str, Any]:
                 "name": name,
                 "summary": str(op).split(" - ", 1)[1] if " - " in str(op) else "",
                 "schema": op.schema,
+                "components": [c.name for c in op.components],
                 "providers": [
                     {
                         "provider": p,
@@ -127,6 +128,8 @@ def _format_info(info: dict[str, Any]) -> str:
     lines.append("ops:")
     for op in info["ops"]:
         lines.append(f"  {op['name']}: {op['summary']}")
+        if op["components"]:
+            lines.append(f"    composite of: {', '.join(op['components'])}")
         for prov in op["providers"]:
             state = "ok" if prov["supported"] else f"unsupported: {prov['unsupported_reason']}"
             notes = [

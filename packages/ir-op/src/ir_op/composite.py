@@ -119,18 +119,14 @@ def _op_signature(op_name: str, fn: Callable[..., Any]) -> inspect.Signature:
 class Composition:
     """A composite op's body with its components: builds its native and unfused functions."""
 
-    def __init__(
-        self, op_name: str, fn: Callable[..., Any], components: Sequence[IrOp]
-    ) -> None:
+    def __init__(self, op_name: str, fn: Callable[..., Any], components: Sequence[IrOp]) -> None:
         if not callable(fn):
             raise TypeError(f"op {op_name!r}: the composition must be callable, got {fn!r}")
         self.op_name = op_name
         self.fn = fn
         self.components = _check_components(op_name, components)
         self.signature = _op_signature(op_name, fn)
-        self.native: Callable[..., Any] = self._bind(
-            {c.name: c.native_fn for c in self.components}
-        )
+        self.native: Callable[..., Any] = self._bind({c.name: c.native_fn for c in self.components})
         self.unfused: Callable[..., Any] = self._bind({c.name: c for c in self.components})
 
     def _bind(self, fns: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:

@@ -570,10 +570,7 @@ class IrOpInplace(IrOp):
         """The outputs of absent optional activations back to ``None``."""
         restored = list(out)
         for index, position, name, default in self._optional_outputs:
-            if position < len(args):
-                value = args[position]
-            else:
-                value = kwargs.get(name, default)
+            value = args[position] if position < len(args) else kwargs.get(name, default)
             if value is None:
                 restored[index] = None
         return tuple(restored)

@@ -10,8 +10,9 @@ Text form (``IR_OP_PRIORITY``, :meth:`IrOpPriorityConfig.parse`, ``str(config)``
 
 or a JSON object ``{"rms_norm": ["cuda", "native"]}``. Spaces are ignored.
 
-``unfused`` is a valid entry for composite ops only; :meth:`IrOpPriorityConfig.with_default`
-gives composite ops ``unfused`` right before ``native`` (see :func:`ir_op.composite.shared_default`).
+``unfused`` is a valid entry for composite ops only;
+:meth:`IrOpPriorityConfig.with_default` gives composite ops ``unfused`` right before ``native``
+(see :func:`ir_op.composite.shared_default`).
 """
 
 from __future__ import annotations

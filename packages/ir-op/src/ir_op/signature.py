@@ -150,7 +150,13 @@ class OpSignature:
         _reject_unsupported_parameters(sig, what)
         _check_annotations(sig, what)
         if not self.explicit_schema:
-            schema = _infer(fn, what)
+            try:
+                schema = str(infer_schema(fn, mutates_args=()))
+            except (ValueError, TypeError) as e:
+                raise ValueError(
+                    f"{what}: the implementation's signature {sig} does not match the native "
+                    f"schema {self.schema!r} (torch cannot express it: {e})"
+                ) from None
             if schema != self.schema:
                 raise ValueError(
                     f"{what}: the implementation's schema {schema!r} does not match the native "

@@ -33,6 +33,7 @@ def fp8_scale_for(values: Tensor, fp8_dtype: torch.dtype, calibration: float = 1
     if not calibration > 0:
         raise ValueError(f"calibration={calibration!r} must be > 0")
     check_fp8_dtype(fp8_dtype)
-    amax = values.float().abs().amax().item() if values.numel() else 0.0
-    scale = max(calibration * amax / fp8_max(fp8_dtype), min_dynamic_scale(fp8_dtype))
-    return torch.tensor([scale], dtype=torch.float32, device=values.device)
+    v = values.float()
+    amax = v.abs().amax() if v.numel() else v.new_zeros(())
+    scale = amax * (calibration / fp8_max(fp8_dtype))  # float32 tensor math: no device sync
+    return scale.clamp(min=min_dynamic_scale(fp8_dtype)).reshape(1)

@@ -4,6 +4,9 @@
   ``torch.ops.ir``.
 - :func:`forced_platform`: run a block as if ``IR_OP_PLATFORM`` named a platform.
 - :func:`preserved_priorities`: undo every priority change made inside a block.
+- :func:`assert_outputs_close`: compare a provider's outputs with native ones at the op's
+  tolerances (fp8 included).
+- :func:`random_rows`: random inputs, optionally strided.
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ from collections.abc import Iterator
 
 from ir_op import library, platforms
 from ir_op.op import IrOp
+from ir_op.testing.compare import assert_outputs_close
+from ir_op.testing.inputs import random_rows
+
+__all__ = [
+    "assert_outputs_close",
+    "forced_platform",
+    "isolated_registry",
+    "preserved_priorities",
+    "random_rows",
+]
 
 
 @contextlib.contextmanager
