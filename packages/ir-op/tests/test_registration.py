@@ -128,6 +128,30 @@ def test_uninferable_signature_asks_for_explicit_schema(isolated: dict[str, IrOp
     assert none is None
 
 
+def test_explicit_schema_impls_are_held_to_evaluated_annotations(
+    isolated: dict[str, IrOp],
+) -> None:
+    def f(x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        return x, y
+
+    op = register_op(schema="(Tensor x, Tensor? y) -> (Tensor, Tensor?)")(f)
+
+    def same(x: Tensor, y: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        return x, y
+
+    # as if written without `from __future__ import annotations`: real types, not strings
+    same.__annotations__ = {"x": torch.Tensor, "y": torch.Tensor | None, "return": tuple[
+        torch.Tensor, torch.Tensor | None]}  # fmt: skip
+    op.register_impl("same")(same)
+
+    def other(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        return x, y
+
+    with pytest.raises(ValueError, match="does not match the native signature"):
+        op.register_impl("other")(other)
+    assert set(op.impls) == {"native", "same"}
+
+
 def test_explicit_schema_must_name_the_same_arguments(isolated: dict[str, IrOp]) -> None:
     def f(x: Tensor, y: Tensor) -> Tensor:
         return x + y

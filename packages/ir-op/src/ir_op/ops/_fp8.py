@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from ir_op.op import IrOp
 
 FP8_DTYPES: tuple[torch.dtype, ...] = tuple(
     d
@@ -47,6 +52,14 @@ def one_ulp_tolerance(fp8_dtype: torch.dtype) -> tuple[float, float]:
     """
     info = torch.finfo(fp8_dtype)
     return float(info.smallest_normal * info.eps), float(info.eps)
+
+
+def allow_one_fp8_step(*ops: IrOp) -> None:
+    """Give ``ops`` the one-step tolerance (:func:`one_ulp_tolerance`) for every fp8 format."""
+    for op in ops:
+        for fp8_dtype in FP8_DTYPES:
+            atol, rtol = one_ulp_tolerance(fp8_dtype)
+            op.override_tolerance(fp8_dtype, atol=atol, rtol=rtol)
 
 
 def check_scale(scale: object, name: str) -> Tensor:

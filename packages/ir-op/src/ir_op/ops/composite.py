@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ir_op.composite import Components
 from ir_op.op import register_op
-from ir_op.ops._fp8 import FP8_DTYPES, one_ulp_tolerance
+from ir_op.ops._fp8 import allow_one_fp8_step
 from ir_op.ops._inputs import fp8_scale_for
 from ir_op.ops.activation import silu_and_mul
 from ir_op.ops.norm import fused_add_rms_norm, rms_norm
@@ -147,11 +147,6 @@ def _silu_and_mul_static_fp8_quant_inputs(
     return x, scale, fp8_dtype
 
 
-for _op in (
-    rms_norm_static_fp8_quant,
-    fused_add_rms_norm_static_fp8_quant,
-    silu_and_mul_static_fp8_quant,
-):
-    for _fp8 in FP8_DTYPES:
-        _atol, _rtol = one_ulp_tolerance(_fp8)
-        _op.override_tolerance(_fp8, atol=_atol, rtol=_rtol)
+allow_one_fp8_step(
+    rms_norm_static_fp8_quant, fused_add_rms_norm_static_fp8_quant, silu_and_mul_static_fp8_quant
+)

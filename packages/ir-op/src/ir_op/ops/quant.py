@@ -11,13 +11,12 @@ from torch import Tensor
 
 from ir_op.op import register_op
 from ir_op.ops._fp8 import (
-    FP8_DTYPES,
+    allow_one_fp8_step,
     check_float_input,
     check_fp8_dtype,
     check_scale,
     fp8_max,
     min_dynamic_scale,
-    one_ulp_tolerance,
 )
 from ir_op.ops._inputs import activations, fp8_scale_for
 
@@ -127,10 +126,7 @@ def _dynamic_scaled_fp8_quant_inputs(
     return x, per_token, ub, fp8_dtype
 
 
-for _op in (static_scaled_fp8_quant, dynamic_scaled_fp8_quant):
-    for _fp8 in FP8_DTYPES:
-        _atol, _rtol = one_ulp_tolerance(_fp8)
-        _op.override_tolerance(_fp8, atol=_atol, rtol=_rtol)
+allow_one_fp8_step(static_scaled_fp8_quant, dynamic_scaled_fp8_quant)
 # Scales: amax is exact and the division rounds once; a kernel that multiplies by a rounded
 # reciprocal instead is within 1.5 float32 ulps of it. 2**-22 allows 2 ulps, relative only,
 # since scales are floored far above zero.
