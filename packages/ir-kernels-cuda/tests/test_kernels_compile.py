@@ -11,7 +11,7 @@ cpu sessions, GPU machines); Triton's language cannot compile while it interpret
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -57,14 +57,14 @@ class Recorder:
 
 
 @pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Recorder]]:
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
     recorders: list[Recorder] = []
     for module, names in LAUNCHERS.items():
         for name in names:
             recorder = Recorder(getattr(module, name).kernel)
             monkeypatch.setattr(module, name, recorder)
             recorders.append(recorder)
-    yield recorders
+    return recorders
 
 
 def compile_for_h100(kernel: Any, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
