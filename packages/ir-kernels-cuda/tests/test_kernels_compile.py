@@ -87,7 +87,7 @@ def compiled_ptx(recorders: list[Recorder]) -> list[str]:
 
 def global_accesses(ptx: str) -> tuple[int, int]:
     """(vector, scalar) global loads and stores in the PTX."""
-    accesses = re.findall(r"(?:ld|st)\.global[.\w]*", ptx)
+    accesses = re.findall(r"(?:ld|st)\.global[.:\w]*", ptx)
     vector = sum(".v2" in a or ".v4" in a for a in accesses)
     return vector, len(accesses) - vector
 

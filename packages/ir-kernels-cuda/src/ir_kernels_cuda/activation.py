@@ -67,8 +67,10 @@ def gelu_and_mul_sparse_rows_kernel(  # type: ignore[no-untyped-def]
     rows = rows.to(tl.int64)[:, None]
     gate_ptrs = x_ptr + rows * x_row_stride + cols[None, :]
 
-    gate = tl.load(gate_ptrs, mask=mask, other=0.0).to(tl.float32)
-    up = tl.load(gate_ptrs + d, mask=mask, other=0.0).to(tl.float32)
+    # read once: first out of L2
+    gate = tl.load(gate_ptrs, mask=mask, other=0.0, eviction_policy="evict_first")
+    up = tl.load(gate_ptrs + d, mask=mask, other=0.0, eviction_policy="evict_first")
+    gate, up = gate.to(tl.float32), up.to(tl.float32)
     mean = tl.sum(gate, axis=1) / d
     centered = tl.where(mask, gate - mean[:, None], 0.0)
     std = tl.sqrt_rn(tl.sum(centered * centered, axis=1) / d)
@@ -116,8 +118,10 @@ def gelu_and_mul_sparse_looped_kernel(  # type: ignore[no-untyped-def]
     for chunk in range(CHUNKS):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
         mask = cols < d
-        gate = tl.load(gate_row + cols, mask=mask, other=0.0).to(tl.float32)
-        up = tl.load(gate_row + d + cols, mask=mask, other=0.0).to(tl.float32)
+        # the last pass over the row: first out of L2
+        gate = tl.load(gate_row + cols, mask=mask, other=0.0, eviction_policy="evict_first")
+        up = tl.load(gate_row + d + cols, mask=mask, other=0.0, eviction_policy="evict_first")
+        gate, up = gate.to(tl.float32), up.to(tl.float32)
         out = gelu(relu_keep_nan(gate - threshold), TANH) * up
         tl.store(out_row + cols, out.to(out_ptr.dtype.element_ty), mask=mask)
 

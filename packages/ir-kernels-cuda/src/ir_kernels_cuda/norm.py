@@ -82,10 +82,16 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
     rows = rows.to(tl.int64)[:, None]  # row * stride can pass 2**31 elements
     cols_2d = cols[None, :]
 
-    x = tl.load(x_ptr + rows * x_row_stride + cols_2d, mask=mask, other=0.0).to(tl.float32)
+    # Activations are read once: first out of L2. The weight is read by every row: last.
+    x = tl.load(
+        x_ptr + rows * x_row_stride + cols_2d, mask=mask, other=0.0, eviction_policy="evict_first"
+    ).to(tl.float32)
     if HAS_RESIDUAL:
         residual = tl.load(
-            residual_ptr + rows * residual_row_stride + cols_2d, mask=mask, other=0.0
+            residual_ptr + rows * residual_row_stride + cols_2d,
+            mask=mask,
+            other=0.0,
+            eviction_policy="evict_first",
         )
         x = x + residual.to(tl.float32)
         tl.store(
@@ -101,7 +107,9 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
     rstd = tl.rsqrt(mean_square + epsilon)
     out = (x * rstd[:, None]).to(out_ptr.dtype.element_ty)
     if HAS_WEIGHT:
-        weight = tl.load(weight_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
+        weight = tl.load(
+            weight_ptr + cols, mask=col_mask, other=0.0, eviction_policy="evict_last"
+        ).to(tl.float32)
         out = (out.to(tl.float32) * weight[None, :]).to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + rows * out_row_stride + cols_2d, out, mask=mask)
 
@@ -145,13 +153,19 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
         squares += x * x
     rstd = tl.rsqrt(tl.sum(squares, axis=0) / stat_cols + epsilon)
 
+    # The second pass reads the row again (from L2, where the first pass left it), for the last
+    # time.
     for chunk in range(CHUNKS):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
         mask = cols < n_cols
-        x = tl.load(x_row + cols, mask=mask, other=0.0).to(tl.float32)
+        x = tl.load(x_row + cols, mask=mask, other=0.0, eviction_policy="evict_first")
+        x = x.to(tl.float32)
         if HAS_RESIDUAL:
             residual = tl.load(
-                residual_ptr + row * residual_row_stride + cols, mask=mask, other=0.0
+                residual_ptr + row * residual_row_stride + cols,
+                mask=mask,
+                other=0.0,
+                eviction_policy="evict_first",
             )
             x = x + residual.to(tl.float32)
             tl.store(
@@ -161,7 +175,9 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
             )
         out = (x * rstd).to(out_ptr.dtype.element_ty)
         if HAS_WEIGHT:
-            weight = tl.load(weight_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+            weight = tl.load(
+                weight_ptr + cols, mask=mask, other=0.0, eviction_policy="evict_last"
+            ).to(tl.float32)
             out = (out.to(tl.float32) * weight).to(out_ptr.dtype.element_ty)
         tl.store(out_row + cols, out, mask=mask)
 
