@@ -105,7 +105,7 @@ def main() -> None:
                     with op.set_priority(["cuda"]), enable_torch_wrap(False):
                         for config in dict.fromkeys([current, *candidates(table, hidden)]):
                             module.ROW_TABLE = FixedChoice(config)
-                            us = timer(lambda a: op(*a), sets, args.repeats)
+                            us = timer(lambda a, op=op: op(*a), sets, args.repeats)
                             results.append((us, config))
                     module.ROW_TABLE = table
                     baseline = next(us for us, c in results if c == current)
