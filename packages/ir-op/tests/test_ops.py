@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
 from torch import Tensor
 
 from ir_op import IrOp, enable_torch_wrap, ops
+from ir_op.testing import preserved_priorities
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+@pytest.fixture(autouse=True)
+def _native_only() -> Iterator[None]:
+    """These tests are about the native implementations: in a session whose platform has a
+    kernel set, its providers would otherwise run (they have ir_op.testing.conformance)."""
+    with preserved_priorities():
+        for name in ops.__all__:
+            getattr(ops, name).set_default(["native"])
+        yield
 
 
 # -- float64 references, written without the ops' helpers -------------------------------------
