@@ -66,20 +66,12 @@ def main() -> None:
     out = torch.empty_like(x)
     config = norm.ROW_TABLE.config(HIDDEN)
     grid = config.grid(1)
-    kernel_args = (x, HIDDEN, None, 0, w, out, HIDDEN, None, 0, 1, HIDDEN, HIDDEN, EPS)
-    constexprs = (config.block, config.rows, False, True, False)
+    kernel_args = (x, HIDDEN, w, out, 1, EPS)
+    constexprs = (HIDDEN, HIDDEN, config.block, config.rows, True)
     op = ops.rms_norm
 
     def bare_triton() -> None:
-        norm.rms_norm_rows_kernel[grid](
-            *kernel_args,
-            BLOCK=config.block,
-            ROWS=config.rows,
-            HAS_RESIDUAL=False,
-            HAS_WEIGHT=True,
-            PARTIAL_VARIANCE=False,
-            num_warps=config.num_warps,
-        )
+        norm.rms_norm_rows_kernel[grid](*kernel_args, *constexprs, num_warps=config.num_warps)
 
     def bare_fast() -> None:
         norm.ROWS_LAUNCHER.launch(grid, *kernel_args, *constexprs, num_warps=config.num_warps)

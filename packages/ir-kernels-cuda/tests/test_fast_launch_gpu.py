@@ -24,6 +24,7 @@ pytestmark = pytest.mark.gpu
 
 LAUNCHERS: list[KernelLauncher] = [
     norm.ROWS_LAUNCHER,
+    norm.FUSED_ROWS_LAUNCHER,
     norm.LOOPED_LAUNCHER,
     activation.SPARSE_ROWS_LAUNCHER,
     activation.SPARSE_LOOPED_LAUNCHER,

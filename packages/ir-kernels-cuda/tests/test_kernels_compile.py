@@ -29,7 +29,7 @@ from ir_op.triton import interpreting  # noqa: E402
 H100 = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(H100)
 LAUNCHERS = {
-    norm: ("ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
+    norm: ("ROWS_LAUNCHER", "FUSED_ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
     activation: ("SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
 }
 

@@ -163,7 +163,12 @@ def test_providers_call_their_operators_while_tracing(ir_device: DeviceUnderTest
 
     from ir_kernels_cuda import activation, norm
 
-    launchers = (norm.ROWS_LAUNCHER, norm.LOOPED_LAUNCHER, activation.SPARSE_ROWS_LAUNCHER)
+    launchers = (
+        norm.ROWS_LAUNCHER,
+        norm.FUSED_ROWS_LAUNCHER,
+        norm.LOOPED_LAUNCHER,
+        activation.SPARSE_ROWS_LAUNCHER,
+    )
     launched = [launcher.slow_launches + launcher.cached_keys for launcher in launchers]
     with FakeTensorMode() as mode:
         x = mode.from_tensor(torch.randn(3, 64, device=ir_device.tensor_device))

@@ -318,8 +318,8 @@ def test_launcher_that_rejects_the_call_falls_back_once(caplog: pytest.LogCaptur
 
     h.launcher((1,), *args_for())
     key = next(iter(h.launcher._entries))
-    _, function, metadata = h.launcher._entries[key]
-    h.launcher._entries[key] = (rejecting_run, function, metadata)
+    entry = h.launcher._entries[key]
+    h.launcher._entries[key] = (rejecting_run, *entry[1:])
     with caplog.at_level(logging.WARNING, logger="ir_op"):
         h.launcher((1,), *args_for())
         h.launcher((1,), *args_for())
@@ -390,3 +390,70 @@ def test_traced_launch_goes_through_wrap_triton(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(torch.library, "wrap_triton", spy)
     h.launcher.traced((2,), *args_for())
     assert wrapped == [h.kernel] and len(h.slow) == 1
+
+
+class CudaLauncher:
+    """Shaped like Triton 3.6's ``CudaLauncher``: a Python layer over a C ``launch`` function."""
+
+    def __init__(self, scratch: int = 0) -> None:
+        self.global_scratch_size = scratch
+        self.profile_scratch_size = 0
+        self.launch_cooperative_grid = False
+        self.launch_pdl = True
+        self.via_call: list[tuple[Any, ...]] = []
+        self.via_launch: list[tuple[Any, ...]] = []
+
+    def __call__(self, gridX: int, gridY: int, gridZ: int, stream: int, function: int, *args: Any):  # type: ignore[no-untyped-def]
+        self.via_call.append((gridX, gridY, gridZ, stream, function, *args))
+
+    def launch(self, *args: Any) -> None:
+        self.via_launch.append(args)
+
+
+CudaLauncher.__module__ = "triton.backends.nvidia.driver"
+
+
+def _harness_with(launcher: CudaLauncher) -> Harness:
+    h = Harness()
+
+    class Compiled:
+        function = 77
+        packed_metadata = (4, 1, 0)
+        run = launcher
+
+    h.kernel.run = lambda *a, grid, warmup, **o: h.slow.append((grid, a, o)) or Compiled()  # type: ignore[method-assign]
+    return h
+
+
+@pytest.mark.parametrize("version", ["3.6.0", "3.7.1"])
+def test_triton_36_launch_function_is_called_directly(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    monkeypatch.setattr(triton, "__version__", version)
+    runner = CudaLauncher()
+    h = _harness_with(runner)
+    x, out = torch.randn(64), torch.empty(64)
+    for _ in range(2):
+        h.launcher((3,), x, out, 32, 1, 2.0, 64)
+    args = (x.data_ptr(), out.data_ptr(), 32, 1, 2.0, 64, False)
+    if version.startswith("3.6."):
+        # grid, stream, function, cooperative, pdl, two scratch buffers, metadata, launch
+        # metadata, two hooks: JITFunction.run's call as CudaLauncher.__call__ forwards it
+        assert runner.via_launch == [
+            (3, 1, 1, STREAM, 77, False, True, None, None, (4, 1, 0), None, None, None, *args)
+        ]
+        assert runner.via_call == []
+    else:
+        assert runner.via_call == [(3, 1, 1, STREAM, 77, (4, 1, 0), None, None, None, *args)]
+        assert runner.via_launch == []
+
+
+def test_kernels_with_scratch_memory_go_through_the_launcher_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(triton, "__version__", "3.6.0")
+    runner = CudaLauncher(scratch=128)
+    h = _harness_with(runner)
+    for _ in range(2):
+        h.launcher((1,), *args_for())
+    assert len(runner.via_call) == 1 and runner.via_launch == []

@@ -9,7 +9,8 @@ tanh approximation) and multiplies ``up``, all in float32, rounded once to the o
 
 As for the norms (:mod:`ir_kernels_cuda.norm`): ``*_rows_kernel`` holds ``[ROWS, BLOCK]`` tiles
 of gate and up in registers; ``*_looped_kernel`` takes one row per program in ``BLOCK``-wide
-chunks, in three passes (mean, spread, output), with a constexpr chunk count.
+chunks, in three passes (mean, spread, output). The half width ``D`` is a constexpr, as the row
+widths of the norms are (:mod:`ir_kernels_cuda.norm`).
 
 Arguments the kernels take (``supports_args``): fp16, bf16 or fp32 ``x`` of even width on the
 platform's device in row layout (last dimension contiguous, any row stride), and an
@@ -53,35 +54,31 @@ def gelu_and_mul_sparse_rows_kernel(  # type: ignore[no-untyped-def]
     x_ptr,
     x_row_stride,
     out_ptr,
-    out_row_stride,
     n_rows,
-    d,
     std_multiplier,
+    D: tl.constexpr,
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     TANH: tl.constexpr,
 ):
+    """Rows of ``[gate | up]``, each ``D`` wide, into a new contiguous ``[n_rows, D]`` out."""
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
-    mask = (rows < n_rows)[:, None] & (cols < d)[None, :]
+    mask = (rows < n_rows)[:, None] & (cols < D)[None, :]
     rows = rows.to(tl.int64)[:, None]
     gate_ptrs = x_ptr + rows * x_row_stride + cols[None, :]
 
     # read once: first out of L2
     gate = tl.load(gate_ptrs, mask=mask, other=0.0, eviction_policy="evict_first")
-    up = tl.load(gate_ptrs + d, mask=mask, other=0.0, eviction_policy="evict_first")
+    up = tl.load(gate_ptrs + D, mask=mask, other=0.0, eviction_policy="evict_first")
     gate, up = gate.to(tl.float32), up.to(tl.float32)
-    mean = tl.sum(gate, axis=1) / d
+    mean = tl.sum(gate, axis=1) / D
     centered = tl.where(mask, gate - mean[:, None], 0.0)
-    std = tl.sqrt_rn(tl.sum(centered * centered, axis=1) / d)
+    std = tl.sqrt_rn(tl.sum(centered * centered, axis=1) / D)
     threshold = mean + std * std_multiplier
     sparse_gate = relu_keep_nan(gate - threshold[:, None])
     out = gelu(sparse_gate, TANH) * up
-    tl.store(
-        out_ptr + rows * out_row_stride + cols[None, :],
-        out.to(out_ptr.dtype.element_ty),
-        mask=mask,
-    )
+    tl.store(out_ptr + rows * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit  # type: ignore[untyped-decorator]
@@ -89,38 +86,38 @@ def gelu_and_mul_sparse_looped_kernel(  # type: ignore[no-untyped-def]
     x_ptr,
     x_row_stride,
     out_ptr,
-    out_row_stride,
-    d,
     std_multiplier,
+    D: tl.constexpr,
     BLOCK: tl.constexpr,
-    CHUNKS: tl.constexpr,
     TANH: tl.constexpr,
 ):
+    """One row per program, in ``BLOCK``-wide chunks, into a new contiguous out."""
     row = tl.program_id(0).to(tl.int64)
     gate_row = x_ptr + row * x_row_stride
-    out_row = out_ptr + row * out_row_stride
+    out_row = out_ptr + row * D
+    chunks: tl.constexpr = (D + BLOCK - 1) // BLOCK
 
     sums = tl.zeros([BLOCK], dtype=tl.float32)
-    for chunk in range(CHUNKS):
+    for chunk in range(chunks):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
-        sums += tl.load(gate_row + cols, mask=cols < d, other=0.0).to(tl.float32)
-    mean = tl.sum(sums, axis=0) / d
+        sums += tl.load(gate_row + cols, mask=cols < D, other=0.0).to(tl.float32)
+    mean = tl.sum(sums, axis=0) / D
 
     squares = tl.zeros([BLOCK], dtype=tl.float32)
-    for chunk in range(CHUNKS):
+    for chunk in range(chunks):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
-        mask = cols < d
+        mask = cols < D
         gate = tl.load(gate_row + cols, mask=mask, other=0.0).to(tl.float32)
         centered = tl.where(mask, gate - mean, 0.0)
         squares += centered * centered
-    threshold = mean + tl.sqrt_rn(tl.sum(squares, axis=0) / d) * std_multiplier
+    threshold = mean + tl.sqrt_rn(tl.sum(squares, axis=0) / D) * std_multiplier
 
-    for chunk in range(CHUNKS):
+    for chunk in range(chunks):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
-        mask = cols < d
+        mask = cols < D
         # the last pass over the row: first out of L2
         gate = tl.load(gate_row + cols, mask=mask, other=0.0, eviction_policy="evict_first")
-        up = tl.load(gate_row + d + cols, mask=mask, other=0.0, eviction_policy="evict_first")
+        up = tl.load(gate_row + D + cols, mask=mask, other=0.0, eviction_policy="evict_first")
         gate, up = gate.to(tl.float32), up.to(tl.float32)
         out = gelu(relu_keep_nan(gate - threshold), TANH) * up
         tl.store(out_row + cols, out.to(out_ptr.dtype.element_ty), mask=mask)
@@ -138,7 +135,7 @@ SPARSE_LOOPED_LAUNCHER = KernelLauncher(gelu_and_mul_sparse_looped_kernel)
 def launch_gelu_and_mul_sparse(
     x: Tensor, out: Tensor, std_multiplier: float, approximate: str, traced: bool
 ) -> None:
-    """Write ``gelu_and_mul_sparse(x)`` into ``out`` (contiguous, ``[..., d]``)."""
+    """Write ``gelu_and_mul_sparse(x)`` into ``out`` (a new contiguous ``[..., d]``)."""
     d = out.shape[-1]
     n_rows = out.numel() // d if d else 0
     if n_rows == 0:
@@ -147,38 +144,33 @@ def launch_gelu_and_mul_sparse(
     tanh = approximate == "tanh"
     if config.looped:
         launcher = SPARSE_LOOPED_LAUNCHER
-        launch = launcher.traced if traced else launcher.launch
-        launch(
+        (launcher.traced if traced else launcher.launch)(
             (n_rows,),
             x,
             row_stride(x),
             out,
-            d,
-            d,
             std_multiplier,
+            d,
             config.block,
-            (d + config.block - 1) // config.block,
             tanh,
             num_warps=config.num_warps,
         )
-    else:
-        launcher = SPARSE_ROWS_LAUNCHER
-        launch = launcher.traced if traced else launcher.launch
-        rows = config.rows
-        launch(
-            ((n_rows + rows - 1) // rows,),
-            x,
-            row_stride(x),
-            out,
-            d,
-            n_rows,
-            d,
-            std_multiplier,
-            config.block,
-            rows,
-            tanh,
-            num_warps=config.num_warps,
-        )
+        return
+    launcher = SPARSE_ROWS_LAUNCHER
+    rows = config.rows
+    (launcher.traced if traced else launcher.launch)(
+        ((n_rows + rows - 1) // rows,),
+        x,
+        row_stride(x),
+        out,
+        n_rows,
+        std_multiplier,
+        d,
+        config.block,
+        rows,
+        tanh,
+        num_warps=config.num_warps,
+    )
 
 
 def gelu_and_mul_sparse_supports_args(

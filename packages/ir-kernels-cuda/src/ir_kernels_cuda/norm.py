@@ -10,13 +10,14 @@ bfloat16 product.
 
 Two shapes of kernel, chosen by :data:`ROW_TABLE` (``ir_op.triton``'s table for H100):
 
-- ``rms_norm_rows_kernel``: a ``[ROWS, BLOCK]`` tile, each row read once into registers (rows up
-  to 8192 wide; short rows are packed several per program);
+- ``rms_norm_rows_kernel`` and ``fused_add_rms_norm_rows_kernel`` (one body,
+  ``rms_norm_rows``): a ``[ROWS, BLOCK]`` tile, each row read once into registers (rows up to
+  8192 wide; short rows are packed several per program);
 - ``rms_norm_looped_kernel``: one program per row, looping over ``BLOCK``-wide chunks: a first
   pass accumulates the statistic, a second re-reads the inputs (mostly from L2), normalizes and
-  writes. Nothing is written before the second pass. The chunk counts are constexprs (one compile
-  per row width, which a model fixes): loops with a runtime bound fail in Triton 3.6's
-  interpreter under NumPy 2.4.
+  writes. Nothing is written before the second pass.
+
+Row widths are constexprs (one compile per width, which a model fixes): see the kernels' note.
 
 Outputs may alias inputs in both (the in-place provider of ``fused_add_rms_norm``): every element
 is read before the program that owns its row writes it.
@@ -50,12 +51,16 @@ from ir_op.triton.rows import (
 )
 
 # -- Triton kernels -------------------------------------------------------------------------------
+#
+# The row width (N_COLS) and the statistic's width (VARIANCE_SIZE, equal to N_COLS unless
+# variance_size is given) are constexprs: a model has one or two widths, so that costs a few
+# compiles, and every runtime argument costs host time in each launch (it is part of the
+# specialization key). Loops over chunks need a constexpr count anyway: loops with a runtime
+# bound fail in Triton 3.6's interpreter under NumPy 2.4.
 
 
-@triton.jit(  # type: ignore[untyped-decorator]
-    do_not_specialize=["n_rows"]
-)
-def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
+@triton.jit  # type: ignore[untyped-decorator]
+def rms_norm_rows(  # type: ignore[no-untyped-def]
     x_ptr,
     x_row_stride,
     residual_ptr,
@@ -66,18 +71,18 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
     residual_out_ptr,
     residual_out_row_stride,
     n_rows,
-    n_cols,
-    variance_size,
     epsilon,
+    N_COLS: tl.constexpr,
+    VARIANCE_SIZE: tl.constexpr,
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
-    PARTIAL_VARIANCE: tl.constexpr,
 ):
+    """Normalize the rows of this program's ``[ROWS, BLOCK]`` tile (both row kernels)."""
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
-    col_mask = cols < n_cols
+    col_mask = cols < N_COLS
     mask = (rows < n_rows)[:, None] & col_mask[None, :]
     rows = rows.to(tl.int64)[:, None]  # row * stride can pass 2**31 elements
     cols_2d = cols[None, :]
@@ -99,11 +104,11 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
             x.to(residual_out_ptr.dtype.element_ty),
             mask=mask,
         )
-    if PARTIAL_VARIANCE:
-        sample = tl.where(cols_2d < variance_size, x, 0.0)
-        mean_square = tl.sum(sample * sample, axis=1) / variance_size
+    if VARIANCE_SIZE < N_COLS:
+        sample = tl.where(cols_2d < VARIANCE_SIZE, x, 0.0)
+        mean_square = tl.sum(sample * sample, axis=1) / VARIANCE_SIZE
     else:
-        mean_square = tl.sum(x * x, axis=1) / n_cols
+        mean_square = tl.sum(x * x, axis=1) / N_COLS
     rstd = tl.rsqrt(mean_square + epsilon)
     out = (x * rstd[:, None]).to(out_ptr.dtype.element_ty)
     if HAS_WEIGHT:
@@ -112,6 +117,87 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
         ).to(tl.float32)
         out = (out.to(tl.float32) * weight[None, :]).to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + rows * out_row_stride + cols_2d, out, mask=mask)
+
+
+@triton.jit(  # type: ignore[untyped-decorator]
+    do_not_specialize=["n_rows"]
+)
+def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    x_row_stride,
+    weight_ptr,
+    out_ptr,
+    n_rows,
+    epsilon,
+    N_COLS: tl.constexpr,
+    VARIANCE_SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+):
+    """``rms_norm`` into a new contiguous ``out`` (rows ``N_COLS`` apart)."""
+    rms_norm_rows(
+        x_ptr,
+        x_row_stride,
+        None,
+        0,
+        weight_ptr,
+        out_ptr,
+        N_COLS,
+        None,
+        0,
+        n_rows,
+        epsilon,
+        N_COLS,
+        VARIANCE_SIZE,
+        BLOCK,
+        ROWS,
+        False,
+        HAS_WEIGHT,
+    )
+
+
+@triton.jit(  # type: ignore[untyped-decorator]
+    do_not_specialize=["n_rows"]
+)
+def fused_add_rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    x_row_stride,
+    residual_ptr,
+    residual_row_stride,
+    weight_ptr,
+    out_ptr,
+    out_row_stride,
+    residual_out_ptr,
+    residual_out_row_stride,
+    n_rows,
+    epsilon,
+    N_COLS: tl.constexpr,
+    VARIANCE_SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+):
+    """``fused_add_rms_norm``; the outputs may be the inputs (in place)."""
+    rms_norm_rows(
+        x_ptr,
+        x_row_stride,
+        residual_ptr,
+        residual_row_stride,
+        weight_ptr,
+        out_ptr,
+        out_row_stride,
+        residual_out_ptr,
+        residual_out_row_stride,
+        n_rows,
+        epsilon,
+        N_COLS,
+        VARIANCE_SIZE,
+        BLOCK,
+        ROWS,
+        True,
+        HAS_WEIGHT,
+    )
 
 
 @triton.jit  # type: ignore[untyped-decorator]
@@ -125,25 +211,22 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
     out_row_stride,
     residual_out_ptr,
     residual_out_row_stride,
-    n_cols,
-    variance_size,
     epsilon,
+    N_COLS: tl.constexpr,
+    VARIANCE_SIZE: tl.constexpr,
     BLOCK: tl.constexpr,
-    CHUNKS: tl.constexpr,
-    STAT_CHUNKS: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
-    PARTIAL_VARIANCE: tl.constexpr,
 ):
+    """One row per program, in ``BLOCK``-wide chunks; the outputs may be the inputs."""
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_row_stride
     out_row = out_ptr + row * out_row_stride
-    stat_cols = variance_size if PARTIAL_VARIANCE else n_cols
 
     squares = tl.zeros([BLOCK], dtype=tl.float32)
-    for chunk in range(STAT_CHUNKS):
+    for chunk in range((VARIANCE_SIZE + BLOCK - 1) // BLOCK):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
-        mask = cols < stat_cols
+        mask = cols < VARIANCE_SIZE
         x = tl.load(x_row + cols, mask=mask, other=0.0).to(tl.float32)
         if HAS_RESIDUAL:
             residual = tl.load(
@@ -151,13 +234,13 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
             )
             x = x + residual.to(tl.float32)
         squares += x * x
-    rstd = tl.rsqrt(tl.sum(squares, axis=0) / stat_cols + epsilon)
+    rstd = tl.rsqrt(tl.sum(squares, axis=0) / VARIANCE_SIZE + epsilon)
 
     # The second pass reads the row again (from L2, where the first pass left it), for the last
     # time.
-    for chunk in range(CHUNKS):
+    for chunk in range((N_COLS + BLOCK - 1) // BLOCK):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
-        mask = cols < n_cols
+        mask = cols < N_COLS
         x = tl.load(x_row + cols, mask=mask, other=0.0, eviction_policy="evict_first")
         x = x.to(tl.float32)
         if HAS_RESIDUAL:
@@ -188,7 +271,9 @@ ROW_TABLE: RowTable = NVIDIA_ROW_TABLE
 """Block and warp choices (a module global, so a benchmark can try another table)."""
 
 ROWS_LAUNCHER = KernelLauncher(rms_norm_rows_kernel)
+FUSED_ROWS_LAUNCHER = KernelLauncher(fused_add_rms_norm_rows_kernel)
 LOOPED_LAUNCHER = KernelLauncher(rms_norm_looped_kernel)
+_BOTH_OR_NEITHER = "launch_rms_norm: pass both residual and residual_out, or neither"
 
 
 def launch_rms_norm(
@@ -203,7 +288,8 @@ def launch_rms_norm(
 ) -> None:
     """Write ``rms_norm(x [+ residual])`` into ``out`` (and the sum into ``residual_out``).
 
-    All tensors are in row layout with ``x``'s shape; outputs may be the inputs themselves.
+    All tensors are in row layout with ``x``'s shape. Without a residual, ``out`` is a new
+    contiguous tensor; with one, the outputs may be the inputs themselves (in place).
     ``traced`` launches the way ``torch.compile`` traces (inside an operator).
     """
     n_cols = x.shape[-1]
@@ -211,54 +297,74 @@ def launch_rms_norm(
     if n_rows == 0:
         return
     config = ROW_TABLE.config(n_cols)
-    has_residual = residual is not None
-    args = (
+    stat_cols = n_cols if variance_size is None else variance_size
+    if (residual is None) != (residual_out is None):
+        raise ValueError(_BOTH_OR_NEITHER)
+    if config.looped:
+        launcher = LOOPED_LAUNCHER
+        (launcher.traced if traced else launcher.launch)(
+            (n_rows,),
+            x,
+            row_stride(x),
+            residual,
+            row_stride(residual) if residual is not None else 0,
+            weight,
+            out,
+            row_stride(out),
+            residual_out,
+            row_stride(residual_out) if residual_out is not None else 0,
+            epsilon,
+            n_cols,
+            stat_cols,
+            config.block,
+            residual is not None,
+            weight is not None,
+            num_warps=config.num_warps,
+        )
+        return
+    rows = config.rows
+    grid = ((n_rows + rows - 1) // rows,)
+    if residual is None:
+        launcher = ROWS_LAUNCHER
+        (launcher.traced if traced else launcher.launch)(
+            grid,
+            x,
+            row_stride(x),
+            weight,
+            out,
+            n_rows,
+            epsilon,
+            n_cols,
+            stat_cols,
+            config.block,
+            rows,
+            weight is not None,
+            num_warps=config.num_warps,
+        )
+        return
+    if residual_out is None:
+        raise ValueError(_BOTH_OR_NEITHER)
+    launcher = FUSED_ROWS_LAUNCHER
+    (launcher.traced if traced else launcher.launch)(
+        grid,
         x,
         row_stride(x),
         residual,
-        row_stride(residual) if residual is not None else 0,
+        row_stride(residual),
         weight,
         out,
         row_stride(out),
         residual_out,
-        row_stride(residual_out) if residual_out is not None else 0,
+        row_stride(residual_out),
+        n_rows,
+        epsilon,
+        n_cols,
+        stat_cols,
+        config.block,
+        rows,
+        weight is not None,
+        num_warps=config.num_warps,
     )
-    stat_cols = n_cols if variance_size is None else variance_size
-    if config.looped:
-        launcher = LOOPED_LAUNCHER
-        launch = launcher.traced if traced else launcher.launch
-        launch(
-            (n_rows,),
-            *args,
-            n_cols,
-            stat_cols,
-            epsilon,
-            config.block,
-            (n_cols + config.block - 1) // config.block,
-            (stat_cols + config.block - 1) // config.block,
-            has_residual,
-            weight is not None,
-            variance_size is not None,
-            num_warps=config.num_warps,
-        )
-    else:
-        launcher = ROWS_LAUNCHER
-        launch = launcher.traced if traced else launcher.launch
-        rows = config.rows
-        launch(
-            ((n_rows + rows - 1) // rows,),
-            *args,
-            n_rows,
-            n_cols,
-            stat_cols,
-            epsilon,
-            config.block,
-            rows,
-            has_residual,
-            weight is not None,
-            variance_size is not None,
-            num_warps=config.num_warps,
-        )
 
 
 # -- supports_args ------------------------------------------------------------------------------
@@ -271,11 +377,10 @@ def _weight_ok(weight: Tensor | None, x: Tensor) -> bool:
 
 
 def _variance_size_ok(variance_size: int | None, x: Tensor) -> bool:
-    return variance_size is None or (
-        type(variance_size) is int and bool(0 < variance_size <= x.shape[-1])
-    )
+    return type(variance_size) is int and bool(0 < variance_size <= x.shape[-1])
 
 
+# On the dispatch path of every call: the common cases (no variance_size) are tested inline.
 def rms_norm_supports_args(
     x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
 ) -> bool:
@@ -284,7 +389,7 @@ def rms_norm_supports_args(
         and on_platform_device(x)
         and has_row_layout(x)
         and _weight_ok(weight, x)
-        and _variance_size_ok(variance_size, x)
+        and (variance_size is None or _variance_size_ok(variance_size, x))
     )
 
 
@@ -306,7 +411,7 @@ def fused_add_rms_norm_supports_args(
         and rows_are_disjoint(x)
         and rows_are_disjoint(x_residual)
         and _weight_ok(weight, x)
-        and _variance_size_ok(variance_size, x)
+        and (variance_size is None or _variance_size_ok(variance_size, x))
     )
 
 

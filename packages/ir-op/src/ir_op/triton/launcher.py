@@ -17,7 +17,14 @@ per *specialization* and then launches straight from a cache:
 3. **Every later call.** The stored launcher is called with the positional convention of
    ``JITFunction.run`` (grid, stream, function, packed metadata, launch metadata, hooks,
    arguments), on ``torch``'s current stream of the device (so CUDA-graph capture records it),
-   with tensors passed as their data pointers.
+   with tensors passed as their data pointers. Under Triton 3.6, for kernels without scratch
+   memory, the C launch function under the launcher object is called directly instead (one
+   Python layer less; see :func:`_direct_launch`).
+
+The per-call function is generated once per kernel, as Triton generates its binder: straight-line
+code for the kernel's parameters, with the kind of argument each parameter got in the first call
+tested first, and Triton's answers for ``None`` and floats (which do not depend on the value)
+computed once.
 
 Triton's own launch runs instead (correct, slower) under the interpreter, while fast launch is
 off (:func:`set_fast_launch`, ``IR_OP_TRITON_FAST_LAUNCH=0``), while a launch hook is installed
@@ -34,6 +41,7 @@ module-level globals or have pre-run hooks are never cached (Triton re-checks th
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -206,11 +214,40 @@ def _params_of(kernel: Any) -> list[_Param]:
     return params
 
 
-def _generate_fast_launch(params: list[_Param], namespace: dict[str, Any]) -> Callable[..., None]:
+_FLOAT_PROBES = (0.0, -0.0, 1.0, -1.0, 0.5, 1e-6, 3.0e38, 1e300, float("inf"), float("nan"))
+
+
+def _value_blind_specializations(
+    param: _Param, specialize: Callable[..., Any], backend: Any
+) -> tuple[Any, Any]:
+    """Triton's specialization of ``None`` for ``param``, and of a Python float if it does not
+    depend on the value (checked on probes: this Triton types every float alike), else ``None``.
+
+    The per-call function uses these instead of calling Triton for such arguments: the same
+    answers, computed once.
+    """
+    flags = (param.is_const, param.specialize, param.align)
+    none = specialize(backend, None, *flags)
+    floats = {specialize(backend, value, *flags) for value in _FLOAT_PROBES}
+    return none, (floats.pop() if len(floats) == 1 else None)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return "tensor"
+    if value is None:
+        return "none"
+    return {int: "int", float: "float"}.get(type(value), "other")
+
+
+def _generate_fast_launch(
+    params: list[_Param], namespace: dict[str, Any], first_args: tuple[Any, ...]
+) -> Callable[..., None]:
     """Write the per-call function for these parameters (straight-line code: no loop, no dict).
 
     ``namespace`` provides: ``switch``, ``Tensor``, ``current_device``, ``current_stream``,
-    ``hooks``, ``specialize``, ``backend``, ``entries``, ``slow``, ``broken``.
+    ``hooks``, ``specialize``, ``backend``, ``entries``, ``slow``, ``broken``. ``first_args``
+    (the first call's) decide which kind of argument each parameter is tested for first.
     """
     n = len(params)
     arg_names = [f"a{i}" for i in range(n)]
@@ -246,16 +283,38 @@ def _generate_fast_launch(params: list[_Param], namespace: dict[str, Any]) -> Ca
             key_parts += [f"type({a})", a]
             launch_args.append(a)
             continue
-        if i > 0:
-            lines += [
-                f"    if isinstance({a}, Tensor):",
-                f"        if {a}.get_device() != dev:",
-                f"            {slow_call}",
-                f"        p{i} = {a}.data_ptr()",
-                "    else:",
-                f"        p{i} = {a}",
-            ]
-        key_parts.append(f"specialize(backend, {a}, {p.is_const}, {p.specialize}, {p.align})")
+        call = f"specialize(backend, {a}, {p.is_const}, {p.specialize}, {p.align})"
+        if i == 0:
+            lines.append(f"    s0 = {call}")
+        else:
+            none, floats = _value_blind_specializations(
+                p, namespace["specialize"], namespace["backend"]
+            )
+            namespace[f"none{i}"] = none
+            branches = {
+                "int": (f"type({a}) is int", [f"p{i}, s{i} = {a}, {call}"]),
+                "none": (f"{a} is None", [f"p{i}, s{i} = None, none{i}"]),
+                "tensor": (
+                    f"isinstance({a}, Tensor)",
+                    [
+                        f"if {a}.get_device() != dev:",
+                        f"    {slow_call}",
+                        f"p{i}, s{i} = {a}.data_ptr(), {call}",
+                    ],
+                ),
+            }
+            if floats is not None:
+                namespace[f"float{i}"] = floats
+                branches["float"] = (f"type({a}) is float", [f"p{i}, s{i} = {a}, float{i}"])
+            # The kind of argument the first call passed is tested first.
+            seen = _kind(first_args[i] if i < len(first_args) else p.default)
+            order = sorted(branches, key=lambda kind: kind != seen)
+            for position, kind in enumerate(order):
+                test, body = branches[kind]
+                lines.append(f"    {'if' if position == 0 else 'elif'} {test}:")
+                lines += [f"        {line}" for line in body]
+            lines += ["    else:", f"        p{i}, s{i} = {a}, {call}"]
+        key_parts.append(f"s{i}")
         launch_args.append(f"p{i}")
     key_parts.append("tuple(options.items()) if options else None")
     lines += [
@@ -267,10 +326,17 @@ def _generate_fast_launch(params: list[_Param], namespace: dict[str, Any]) -> Ca
         "    if entry is None:",
         f"        return slow(grid, {args_tuple}, options, key)",
         "    n = len(grid)",
+        "    g1 = grid[1] if n > 1 else 1",
+        "    g2 = grid[2] if n > 2 else 1",
         "    try:",
-        "        entry[0](grid[0], grid[1] if n > 1 else 1, grid[2] if n > 2 else 1,",
-        "                 current_stream(dev), entry[1], entry[2], None, None, None,",
-        f"                 {''.join(f'{x}, ' for x in launch_args)})",
+        "        if entry[3]:  # Triton 3.6's C launch function itself",
+        "            entry[0](grid[0], g1, g2, current_stream(dev), entry[1], entry[4], entry[5],",
+        "                     None, None, entry[2], None, None, None,",
+        f"                     {''.join(f'{x}, ' for x in launch_args)})",
+        "        else:  # the compiled kernel's launcher object, as JITFunction.run calls it",
+        "            entry[0](grid[0], g1, g2, current_stream(dev), entry[1], entry[2],",
+        "                     None, None, None,",
+        f"                     {''.join(f'{x}, ' for x in launch_args)})",
         "    except (TypeError, AttributeError) as error:  # raised before anything is enqueued",
         f"        return broken(error, grid, {args_tuple}, options)",
     ]
@@ -279,6 +345,41 @@ def _generate_fast_launch(params: list[_Param], namespace: dict[str, Any]) -> Ca
     fn: Callable[..., None] = namespace["fast_launch"]
     fn.__doc__ = source  # the generated code, for debugging
     return fn
+
+
+_Entry = tuple[Callable[..., Any], Any, Any, bool, Any, Any]
+"""What a key maps to: (callable, function handle, packed metadata, direct, cooperative grid,
+programmatic dependent launch); the last two only matter for a direct launch."""
+
+_CUDA_LAUNCHER_36_CALL = ["self", "gridX", "gridY", "gridZ", "stream", "function", "args"]
+
+
+def _direct_launch(run: Any) -> tuple[Callable[..., Any], Any, Any] | None:
+    """The C launch function under Triton 3.6's ``CudaLauncher``, when it may be called directly.
+
+    ``CudaLauncher.__call__`` allocates scratch memory (none for kernels that need none) and
+    forwards to the C function ``launch(grid x3, stream, function, cooperative, pdl,
+    global scratch, profile scratch, packed metadata, launch metadata, enter hook, exit hook,
+    *args)``; calling that function directly saves a Python layer per launch. Only for Triton
+    3.6 (whose layout this is), a launcher whose class and call signature are exactly 3.6's, and
+    kernels without scratch memory; otherwise ``None`` and the launcher object is called.
+    """
+    import triton
+
+    if not str(triton.__version__).startswith("3.6."):
+        return None
+    cls = type(run)
+    if cls.__name__ != "CudaLauncher" or not cls.__module__.startswith("triton.backends.nvidia"):
+        return None
+    try:
+        if list(inspect.signature(cls.__call__).parameters) != _CUDA_LAUNCHER_36_CALL:
+            return None
+        if run.global_scratch_size or run.profile_scratch_size:
+            return None
+        launch, cooperative, pdl = run.launch, run.launch_cooperative_grid, run.launch_pdl
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return (launch, cooperative, pdl) if callable(launch) else None
 
 
 class KernelLauncher:
@@ -312,7 +413,7 @@ class KernelLauncher:
         self.fast_path_off_reason: str | None = None
         self._runtime_source = runtime if runtime is not None else default_runtime
         self._runtime: LaunchRuntime | None = None
-        self._entries: dict[Any, tuple[Callable[..., Any], Any, Any]] = {}
+        self._entries: dict[Any, _Entry] = {}
         self._lock = threading.Lock()
         self._warned: set[str] = set()
         self.launch: Callable[..., None] = self._first_launch
@@ -350,10 +451,10 @@ class KernelLauncher:
         """Set up the fast path (once), then launch."""
         with self._lock:
             if self.launch == self._first_launch:
-                self.launch = self._set_up()
+                self.launch = self._set_up(args)
         self.launch(grid, *args, **options)
 
-    def _set_up(self) -> Callable[..., None]:
+    def _set_up(self, first_args: tuple[Any, ...]) -> Callable[..., None]:
         if not _is_jit_function(self.kernel):
             # The interpreter (TRITON_INTERPRET=1) or an autotuner: Triton's launch every time.
             return self._plain_launch
@@ -375,7 +476,7 @@ class KernelLauncher:
                 "broken": self._broken,
             }
             self._runtime = runtime
-            return _generate_fast_launch(params, namespace)
+            return _generate_fast_launch(params, namespace, first_args)
         except Exception as e:  # the fast path is an optimization: never fail a launch for it
             self._turn_off(f"{type(e).__name__}: {e}")
             return self._plain_launch
@@ -413,13 +514,19 @@ class KernelLauncher:
         if hasattr(compiled, "result"):  # Triton's async compile mode hands back a future
             compiled = compiled.result()
         try:
-            entry = (compiled.run, compiled.function, compiled.packed_metadata)
+            run, function, metadata = compiled.run, compiled.function, compiled.packed_metadata
         except AttributeError as e:
             self._turn_off(f"the compiled kernel lacks run, function or packed_metadata ({e})")
             return
-        if not callable(entry[0]) or entry[1] is None:
+        if not callable(run) or function is None:
             self._turn_off("the compiled kernel's launcher or function handle is missing")
             return
+        direct = _direct_launch(run)
+        entry: _Entry = (
+            (direct[0], function, metadata, True, direct[1], direct[2])
+            if direct is not None
+            else (run, function, metadata, False, None, None)
+        )
         if len(self._entries) >= self.max_entries:
             self._warn_once(
                 "full",

@@ -66,7 +66,11 @@ def on_platform_device(t: Tensor) -> bool:
 def has_row_layout(t: Tensor) -> bool:
     """Whether ``t`` reads as rows: last dimension contiguous, leading dimensions collapsible."""
     ndim = t.dim()
-    if ndim == 0 or t.stride(-1) != 1:
+    if ndim == 0:
+        return False
+    if t.is_contiguous():  # the common case, and the cheapest test (strides are slow to read)
+        return True
+    if t.stride(-1) != 1:
         return False
     if ndim <= 2:
         return True
@@ -80,13 +84,15 @@ def has_row_layout(t: Tensor) -> bool:
 
 
 def _row_step(t: Tensor) -> int | torch.SymInt:
-    ndim = t.dim()
+    strides = t.stride()  # all at once: cheaper than t.stride(i)
+    ndim = len(strides)
     if ndim == 2:
-        return t.stride(0)
+        return strides[0]
+    shape = t.shape
     for i in range(ndim - 2, -1, -1):
-        if t.shape[i] != 1:
-            return t.stride(i)
-    return t.shape[-1]  # one row (or a 1-D tensor)
+        if shape[i] != 1:
+            return strides[i]
+    return shape[-1]  # one row (or a 1-D tensor)
 
 
 def rows_are_disjoint(t: Tensor) -> bool:
@@ -111,6 +117,6 @@ def is_row_vector(w: Tensor | None, cols: int, dtype: torch.dtype) -> bool:
         w is not None
         and w.dtype == dtype
         and w.dim() == 1
-        and bool(w.shape[0] == cols)
-        and bool(w.stride(0) == 1)
+        and bool(w.numel() == cols)
+        and w.is_contiguous()
     )
