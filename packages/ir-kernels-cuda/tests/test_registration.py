@@ -251,3 +251,50 @@ def test_torch_compile_full_graph(ir_device: DeviceUnderTest, wrap: bool) -> Non
         eager = block(x, r, w)
         compiled = torch.compile(block, fullgraph=True, backend=backend)(x, r, w)
     torch.testing.assert_close(compiled, eager, **ops.rms_norm.get_tolerance(torch.bfloat16))
+
+
+class _Captured(Exception):
+    """Stops a compile once the functional graph is captured (nothing is launched)."""
+
+
+def test_operators_decompose_into_their_kernels_with_symbolic_shapes() -> None:
+    """torch.compile (dynamic shapes) sees the Triton kernels inside the ir_cuda operators."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    from ir_kernels_cuda import activation, norm
+    from ir_op.triton import interpreting
+
+    if interpreting():
+        pytest.skip("under the interpreter the operators are opaque custom ops")
+    graphs: list[torch.fx.GraphModule] = []
+
+    def capture(gm: torch.fx.GraphModule, example_inputs: Any) -> Any:
+        graphs.append(gm)
+        raise _Captured
+
+    def t(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape).to(torch.bfloat16)
+
+    calls: list[tuple[Any, tuple[Any, ...]]] = [
+        (lambda x, w: norm.RMS_NORM_OP(x, w, 1e-6, None), (t(5, 64), t(64))),
+        (lambda x, w: norm.RMS_NORM_OP(x, w, 1e-6, 16), (t(5, 80)[:, :64], t(64))),
+        (
+            lambda x, r, w: norm.FUSED_ADD_RMS_NORM_OP(x, r, w, 1e-6, None),
+            (t(5, 64), t(5, 64), t(64)),
+        ),
+        (
+            lambda x, r, w: norm.FUSED_ADD_RMS_NORM_INPLACE_OP(x, r, w, 1e-6, None),
+            (t(5, 64), t(5, 64), t(64)),
+        ),
+        (lambda x: activation.GELU_AND_MUL_SPARSE_OP(x, 1.0, "tanh"), (t(5, 64),)),
+        (lambda x, w: norm.RMS_NORM_OP(x, w, 1e-6, None), (t(3, 9000), t(9000))),  # looped
+    ]
+    for fn, args in calls:
+        torch._dynamo.reset()
+        graphs.clear()
+        compiled = torch.compile(fn, backend=aot_autograd(fw_compiler=capture), dynamic=True)
+        with pytest.raises(torch._dynamo.exc.BackendCompilerFailed, match="_Captured"):
+            compiled(*args)
+        targets = [str(node.target) for node in graphs[0].graph.nodes if node.op == "call_function"]
+        assert "triton_kernel_wrapper_functional" in targets, targets
+        assert not any("ir_cuda" in target for target in targets), targets

@@ -137,6 +137,8 @@ def launch_gelu_and_mul_sparse(
 ) -> None:
     """Write ``gelu_and_mul_sparse(x)`` into ``out`` (a new contiguous ``[..., d]``)."""
     d = out.shape[-1]
+    if traced:  # the width is a constexpr: a symbolic one is specialized (one graph per width)
+        d = int(d)
     n_rows = out.numel() // d if d else 0
     if n_rows == 0:
         return

@@ -293,6 +293,8 @@ def launch_rms_norm(
     ``traced`` launches the way ``torch.compile`` traces (inside an operator).
     """
     n_cols = x.shape[-1]
+    if traced:  # the width is a constexpr: a symbolic one is specialized (one graph per width)
+        n_cols = int(n_cols)
     n_rows = x.numel() // n_cols if n_cols else 0
     if n_rows == 0:
         return
