@@ -220,3 +220,34 @@ def test_uuid_follows_the_source_file(op: IrOp, tmp_path: Path) -> None:
     path.write_text(original)
     assert impl.uuid() == first
     assert op.impls["native"].uuid() != first
+
+
+def test_unsupported_reason_may_be_computed(op: IrOp) -> None:
+    asked: list[int] = []
+
+    def why() -> str:
+        asked.append(1)
+        return "platform is rocm, not cuda"
+
+    impl = op.register_impl("gpu", supported=lambda: False, unsupported_reason=why)(scale_fast)
+    assert asked == []  # evaluated when needed, once
+    assert not impl.supported
+    assert impl.unsupported_reason == "platform is rocm, not cuda"
+    assert impl.unsupported_reason == "platform is rocm, not cuda" and asked == [1]
+    ok = op.register_impl("ok", supported=True, unsupported_reason=why)(scale_fast)
+    assert ok.supported and ok.unsupported_reason is None and asked == [1]
+
+
+def test_unsupported_reason_callable_that_raises_or_says_nothing(op: IrOp) -> None:
+    def broken() -> str:
+        raise OSError("no /proc")
+
+    impl = op.register_impl("a", supported=False, unsupported_reason=broken)(scale_fast)
+    assert impl.unsupported_reason == "the unsupported_reason callable raised OSError: no /proc"
+    silent = op.register_impl("b", supported=False, unsupported_reason=lambda: None)(scale_fast)
+    assert silent.unsupported_reason == "registered with supported=False"
+
+
+def test_unsupported_reason_type(op: IrOp) -> None:
+    with pytest.raises(TypeError, match="unsupported_reason must be a string or a callable"):
+        op.register_impl("c", supported=False, unsupported_reason=3)  # type: ignore[arg-type]

@@ -88,3 +88,41 @@ def test_inplace_impl_registration_on_inplace_op(op: IrOpInplace) -> None:
     assert impl.inplace
     assert impl.functional_fn is not impl.impl_fn
     assert op.impls["native"].functional_fn is op.impls["native"].impl_fn
+
+
+def test_functional_version_replaces_the_clones(isolated: dict[str, IrOp]) -> None:
+    op = register_op(allow_inplace=True)(add_pair)
+    calls: list[str] = []
+
+    def out_of_place(x: Tensor, x_other: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+        calls.append("functional")
+        return add_pair(x, x_other, weight)
+
+    def in_place(x: Tensor, x_other: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+        calls.append("inplace")
+        return add_pair_inplace(x, x_other, weight)
+
+    impl = op.register_impl("both", inplace=True, functional=out_of_place)(in_place)
+    assert impl.functional_fn is out_of_place and impl.impl_fn is in_place
+    x, other, w = _inputs()
+    x0 = x.clone()
+    with op.set_priority(["both"]):
+        out, _ = op(x, other, w)
+        torch.testing.assert_close(x, x0)
+        op.maybe_inplace(x, other, w)
+    assert calls == ["functional", "inplace"]
+    torch.testing.assert_close(x, out)
+
+
+def test_functional_version_needs_an_inplace_impl(op: IrOpInplace) -> None:
+    with pytest.raises(ValueError, match="functional= is the out-of-place version .* inplace=True"):
+        op.register_impl("half", functional=add_pair)
+
+
+def test_functional_version_must_have_the_native_signature(op: IrOpInplace) -> None:
+    def other_signature(x: Tensor, weight: Tensor) -> tuple[Tensor, Tensor]:
+        return x, weight
+
+    with pytest.raises(ValueError, match="does not match the native schema"):
+        op.register_impl("mismatch", inplace=True, functional=other_signature)
+    assert "mismatch" not in op.impls

@@ -16,6 +16,8 @@ from ir_op import IrOp, IrOpInplace, enable_torch_wrap, ops
 from ir_op.testing import assert_outputs_close
 from ir_op.testing.references import REFERENCES, rounded_like
 
+pytestmark = pytest.mark.usefixtures("native_priorities")
+
 ALL_OPS: list[IrOp] = [getattr(ops, name) for name in ops.__all__]
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 

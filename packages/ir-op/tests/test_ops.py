@@ -14,6 +14,8 @@ from ir_op.testing.references import (
     ref_rms_norm,
 )
 
+pytestmark = pytest.mark.usefixtures("native_priorities")
+
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 

@@ -10,6 +10,8 @@ from ir_op import IrOp, ops
 from ir_op.testing import assert_outputs_close, random_rows
 from ir_op.testing.references import ref_gelu_and_mul, ref_silu_and_mul
 
+pytestmark = pytest.mark.usefixtures("native_priorities")
+
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 LEADING = [(), (1,), (7,), (83,), (2, 3, 5), (0,)]
 

@@ -15,8 +15,10 @@ from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.defaults import default_priority
 from ir_op.ops._fp8 import FP8_DTYPES
 from ir_op.ops._inputs import fp8_scale_for
-from ir_op.testing import assert_outputs_close, forced_platform, random_rows
+from ir_op.testing import assert_outputs_close, forced_platform, random_rows, unset_priorities
 from ir_op.testing.references import REFERENCES, rounded_like
+
+pytestmark = pytest.mark.usefixtures("native_priorities")
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 LEADING = [(1,), (7,), (2, 3, 5), (0,)]
@@ -161,7 +163,7 @@ def test_unfused_traces_to_the_components(op: IrOp) -> None:
 @pytest.mark.parametrize("op", COMPOSITE_OPS, ids=lambda o: o.name)
 @pytest.mark.parametrize("platform", ["cuda", "rocm", "xpu"])
 def test_gpu_defaults_put_unfused_before_native(op: IrOp, platform: str) -> None:
-    with forced_platform(platform):
+    with unset_priorities(), forced_platform(platform):
         for compiling in (False, True):
             providers = default_priority(op, compiling=compiling)
             assert providers[-2:] == ["unfused", "native"]

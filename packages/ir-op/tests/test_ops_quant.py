@@ -11,6 +11,8 @@ from ir_op.ops._fp8 import FP8_DTYPES
 from ir_op.testing import assert_outputs_close, random_rows
 from ir_op.testing.references import ref_dynamic_scaled_fp8_quant, ref_static_scaled_fp8_quant
 
+pytestmark = pytest.mark.usefixtures("native_priorities")
+
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 LEADING = [(), (1,), (7,), (83,), (2, 3, 5), (0,)]
 FP8_MAX = {torch.float8_e4m3fn: 448.0, getattr(torch, "float8_e4m3fnuz", None): 240.0}

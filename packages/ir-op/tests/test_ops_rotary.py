@@ -11,6 +11,8 @@ from ir_op.ops.rotary import ROTARY_EMBEDDING_SCHEMA, rope_cos_sin_cache
 from ir_op.testing import assert_outputs_close, random_rows
 from ir_op.testing.references import ref_rotary_embedding, rounded_like
 
+pytestmark = pytest.mark.usefixtures("native_priorities")
+
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 rotary_embedding = ops.rotary_embedding
 

@@ -1,14 +1,26 @@
 """ir-kernels-cuda: the NVIDIA GPU kernel set for ir-op (provider \"cuda\").
 
 ir-op imports this module through its ``ir_op.kernels`` entry point; importing it registers the
-providers. Nothing else imports it by name.
+``cuda`` provider of every op it implements (:data:`PROVIDED_OPS`), with Triton kernels written
+for NVIDIA GPUs. Nothing else imports it by name. Where the provider cannot run (another
+platform, no Triton), it is registered as unsupported with the reason, which ``ir-op info``
+shows.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+
+from ir_kernels_cuda._support import PROVIDED_OPS, triton_missing_reason
 
 try:
     __version__ = version("ir-kernels-cuda")
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+if triton_missing_reason() is None:
+    from ir_kernels_cuda import activation, norm  # noqa: F401  (importing registers providers)
+else:
+    from ir_kernels_cuda._without_triton import register_unsupported
+
+    register_unsupported()
+
+__all__ = ["PROVIDED_OPS", "__version__"]

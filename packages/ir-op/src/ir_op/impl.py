@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 SupportsArgs = Callable[..., bool]
 Supported = bool | Callable[[], bool]
+UnsupportedReason = str | Callable[[], str | None] | None
 
 
 class IrOpImpl:
@@ -23,13 +24,16 @@ class IrOpImpl:
 
     - ``supported`` says whether the provider can run here at all (its library or hardware is
       present). A callable is evaluated once, on first use; if it raises, the impl is unsupported
-      and the exception becomes :attr:`unsupported_reason`.
+      and the exception becomes :attr:`unsupported_reason`. ``unsupported_reason`` says why
+      when it cannot: a string, or a callable returning one (evaluated once, when needed), for
+      a reason that depends on the machine.
     - ``supports_args`` says whether it can take particular arguments (dtypes, strides). It has
       the native function's parameters and must return a Python ``bool`` for real tensors,
       FakeTensors and SymInts alike, without depending on the batch size.
     - An ``inplace`` impl may overwrite its activation inputs and return them. The op's default
-      overload hands it clones (see :meth:`functional_fn`); ``maybe_inplace`` hands it the
-      caller's tensors.
+      overload hands it clones (see :attr:`functional_fn`), or calls ``functional`` instead when
+      the provider has an out-of-place version of the same computation (which spares the
+      copies); ``maybe_inplace`` hands the in-place impl the caller's tensors.
     """
 
     def __init__(
@@ -41,7 +45,8 @@ class IrOpImpl:
         supported: Supported = True,
         supports_args: SupportsArgs | None = None,
         inplace: bool = False,
-        unsupported_reason: str | None = None,
+        unsupported_reason: UnsupportedReason = None,
+        functional: Callable[..., Any] | None = None,
     ) -> None:
         self.op = op
         self.provider = provider
@@ -52,9 +57,12 @@ class IrOpImpl:
         self._declared_reason = unsupported_reason
         # Read directly by IrOp.dispatch: None means "takes every argument".
         self._supports_args = supports_args
-        self.functional_fn: Callable[..., Any] = (
-            self._call_on_cloned_activations if inplace else impl_fn
-        )
+        self.functional_fn: Callable[..., Any]
+        """What the op's default (functional) overload calls: never mutates the caller's tensors."""
+        if functional is not None:
+            self.functional_fn = functional
+        else:
+            self.functional_fn = self._call_on_cloned_activations if inplace else impl_fn
 
     # -- support -------------------------------------------------------------------------------
 
@@ -72,7 +80,13 @@ class IrOpImpl:
             ok, reason = result, None
         if ok:
             return True, None
-        return False, self._declared_reason or reason or "registered with supported=False"
+        declared = self._declared_reason
+        if callable(declared):
+            try:
+                declared = declared()
+            except Exception as e:
+                declared = f"the unsupported_reason callable raised {type(e).__name__}: {e}"
+        return False, declared or reason or "registered with supported=False"
 
     @property
     def supported(self) -> bool:

@@ -17,7 +17,7 @@ import torch
 
 from ir_op._logging import logger, warning_once
 from ir_op.composite import CompositeImpl, Composition
-from ir_op.impl import IrOpImpl, Supported, SupportsArgs
+from ir_op.impl import IrOpImpl, Supported, SupportsArgs, UnsupportedReason
 from ir_op.library import define_operator, get_library, ops_namespace
 from ir_op.naming import NATIVE, RESERVED_PROVIDERS, UNFUSED, validate_name
 from ir_op.signature import OpSignature
@@ -212,16 +212,20 @@ class IrOp:
         supported: Supported = True,
         supports_args: SupportsArgs | None = None,
         inplace: bool = False,
-        unsupported_reason: str | None = None,
+        unsupported_reason: UnsupportedReason = None,
+        functional: Callable[..., Any] | None = None,
     ) -> Callable[[Callable[..., Any]], IrOpImpl]:
         """Decorator registering the decorated function as ``provider``'s implementation.
 
         The function must have the native function's signature. ``supported`` (a bool, or a
         callable evaluated once) says whether the provider can run here; ``unsupported_reason``
-        says why not. ``supports_args`` (same parameters as the native function, returning a
-        ``bool``) says whether it takes given arguments. ``inplace=True`` marks an impl that
+        (a string, or a callable returning one) says why not. ``supports_args`` (same
+        parameters as the native function, returning a ``bool``) says whether it takes given
+        arguments. ``inplace=True`` marks an impl that
         may overwrite and return its activations; only ops made with ``allow_inplace`` take
-        one. Any mismatch raises ``ValueError`` and registers nothing.
+        one. Its ``functional`` (optional, same signature) computes the same out of place, and
+        the default overload calls it instead of the in-place impl on cloned activations. Any
+        mismatch raises ``ValueError`` and registers nothing.
         """
         validate_name(provider, "provider")
         if provider in RESERVED_PROVIDERS:
@@ -245,6 +249,20 @@ class IrOp:
                 f"op {self.name!r}, provider {provider!r}: inplace=True needs an op registered "
                 "with allow_inplace=True"
             )
+        if unsupported_reason is not None and not (
+            isinstance(unsupported_reason, str) or callable(unsupported_reason)
+        ):
+            raise TypeError(
+                f"op {self.name!r}, provider {provider!r}: unsupported_reason must be a string "
+                f"or a callable returning one, got {unsupported_reason!r}"
+            )
+        if functional is not None:
+            if not inplace:
+                raise ValueError(
+                    f"op {self.name!r}, provider {provider!r}: functional= is the out-of-place "
+                    "version of an in-place impl; it needs inplace=True"
+                )
+            self.signature.check_impl(functional, provider)
 
         def decorator(fn: Callable[..., Any]) -> IrOpImpl:
             self.signature.check_impl(fn, provider)
@@ -258,6 +276,7 @@ class IrOp:
                 supports_args=supports_args,
                 inplace=inplace,
                 unsupported_reason=unsupported_reason,
+                functional=functional,
             )
             self.impls[provider] = impl
             self._impls_changed(provider)

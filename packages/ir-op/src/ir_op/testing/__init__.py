@@ -27,6 +27,7 @@ __all__ = [
     "isolated_registry",
     "preserved_priorities",
     "random_rows",
+    "unset_priorities",
 ]
 
 
@@ -57,6 +58,15 @@ def preserved_priorities() -> Iterator[None]:
     finally:
         for op, state in zip(ops, saved, strict=False):
             op._restore_priority_state(state)
+
+
+@contextlib.contextmanager
+def unset_priorities() -> Iterator[None]:
+    """Every registered op back to "no priority set" (defaults apply) inside the block."""
+    with preserved_priorities():
+        for op in IrOp.registry.values():
+            op._restore_priority_state((None, False))
+        yield
 
 
 @contextlib.contextmanager

@@ -67,7 +67,29 @@ def pytest_configure(config: pytest.Config) -> None:
     if emulated:
         # Must be set before any Triton kernel is defined: kernel sets load lazily, after this.
         os.environ["TRITON_INTERPRET"] = "1"
+        _check_triton_interprets(name)
     _device = DeviceUnderTest(name, emulated)
+
+
+def _check_triton_interprets(device: str) -> None:
+    """Fail early if Triton's language was built for compiling, not interpreting.
+
+    Triton fixes that when ``triton.language`` is first imported, and ``import ir_op`` (through
+    ``torch._dynamo``) imports it before this plugin can set ``TRITON_INTERPRET``: an emulated
+    session then needs the variable in its environment from the start (nox sets it).
+    """
+    import sys
+
+    language = sys.modules.get("triton.language")
+    jit = sys.modules.get("triton.runtime.jit")
+    if language is None or jit is None:
+        return
+    if isinstance(getattr(language, "sum", None), jit.JITFunction):
+        raise pytest.UsageError(
+            f"--device {device} is emulated here, which runs Triton kernels in Triton's "
+            "interpreter, but Triton was imported before this plugin could turn that on; "
+            "start pytest with TRITON_INTERPRET=1 in the environment (nox sessions do)"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -94,8 +116,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=why))
 
 
+def device_under_test() -> DeviceUnderTest:
+    """The platform under test, for code that runs before fixtures (``pytest_generate_tests``).
+
+    Raises ``RuntimeError`` outside a pytest session that loaded this plugin.
+    """
+    if _device is None:
+        raise RuntimeError(
+            "no device under test: run pytest with -p ir_op.testing.pytest_plugin (the "
+            "workspace's pytest configuration loads it)"
+        )
+    return _device
+
+
 @pytest.fixture(scope="session")
 def ir_device() -> DeviceUnderTest:
     """The platform under test and where its tensors live."""
-    assert _device is not None
-    return _device
+    return device_under_test()

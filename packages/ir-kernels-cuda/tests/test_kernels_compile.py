@@ -1,0 +1,146 @@
+"""The kernels compile for H100 (sm_90) exactly as the providers launch them, on any machine.
+
+CI has no GPU, and the emulated sessions run the kernels in Triton's interpreter, which accepts
+code that Triton's compiler rejects. Triton compiles for a given target without a GPU (it ships
+ptxas), so this compiles every launch the providers make for a set of inputs, with the same
+specialization a launch would get, and reads the PTX: rows whose starts are 16-byte aligned must
+move in vectors, which the bandwidth targets depend on. It runs wherever Triton compiles (the
+cpu sessions, GPU machines); Triton's language cannot compile while it interprets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+from triton.compiler.compiler import make_backend  # noqa: E402
+from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
+
+from ir_kernels_cuda import activation, norm  # noqa: E402
+from ir_op.triton import interpreting  # noqa: E402
+
+H100 = GPUTarget("cuda", 90, 32)
+BACKEND = make_backend(H100)
+LAUNCHERS = {
+    norm: ("ROWS_LAUNCHER", "FUSED_ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
+    activation: ("SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _compiling_triton() -> None:
+    if interpreting():
+        pytest.skip(
+            "Triton interprets in this session (emulated platform), and its language cannot "
+            "compile then; the cpu session and GPU sessions compile"
+        )
+
+
+class Recorder:
+    """Stands in for a KernelLauncher: records launches instead of making them."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+        self.calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
+
+    def launch(self, grid: Any, *args: Any, **options: Any) -> None:
+        self.calls.append((grid, args, options))
+
+    traced = launch
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
+    recorders: list[Recorder] = []
+    for module, names in LAUNCHERS.items():
+        for name in names:
+            recorder = Recorder(getattr(module, name).kernel)
+            monkeypatch.setattr(module, name, recorder)
+            recorders.append(recorder)
+    return recorders
+
+
+def compile_for_h100(kernel: Any, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+    """Compile as ``JITFunction.run`` would for these arguments, for sm_90."""
+    jit = JITFunction(getattr(kernel, "fn", kernel))  # the interpreter wraps the same function
+    binder = create_function_from_signature(jit.signature, jit.params, BACKEND)
+    bound, specialization, launch_options = binder(*args, **options)
+    parsed, signature, constexprs, attrs = jit._pack_args(
+        BACKEND, launch_options, bound, specialization, launch_options
+    )
+    source = ASTSource(jit, signature, constexprs, attrs)
+    return triton.compile(source, target=H100, options=parsed.__dict__)
+
+
+def compiled_ptx(recorders: list[Recorder]) -> list[str]:
+    calls = [(r.kernel, args, options) for r in recorders for _, args, options in r.calls]
+    assert calls, "the provider launched nothing"
+    return [compile_for_h100(k, args, options).asm["ptx"] for k, args, options in calls]
+
+
+def global_accesses(ptx: str) -> tuple[int, int]:
+    """(vector, scalar) global loads and stores in the PTX."""
+    accesses = re.findall(r"(?:ld|st)\.global[.:\w]*", ptx)
+    vector = sum(".v2" in a or ".v4" in a for a in accesses)
+    return vector, len(accesses) - vector
+
+
+def bf16(*shape: int) -> torch.Tensor:
+    return torch.randn(*shape).to(torch.bfloat16)
+
+
+CALLS: dict[str, Callable[[int, torch.dtype], None]] = {
+    "rms_norm": lambda h, dt: norm.rms_norm_cuda(bf16(4, h).to(dt), bf16(h).to(dt), 1e-6),
+    "rms_norm_no_weight": lambda h, dt: norm.rms_norm_cuda(bf16(4, h).to(dt), None, 1e-6),
+    "rms_norm_variance_size": lambda h, dt: norm.rms_norm_cuda(
+        bf16(4, h).to(dt), bf16(h).to(dt), 1e-6, h // 2
+    ),
+    "fused_add_rms_norm": lambda h, dt: norm.fused_add_rms_norm_cuda(
+        bf16(4, h).to(dt), bf16(4, h).to(dt), bf16(h).to(dt), 1e-6
+    ),
+    "fused_add_rms_norm_inplace": lambda h, dt: norm.fused_add_rms_norm_cuda_inplace(
+        bf16(4, h).to(dt), bf16(4, h).to(dt), bf16(h).to(dt), 1e-6
+    ),
+    "gelu_and_mul_sparse_tanh": lambda h, dt: activation.gelu_and_mul_sparse_cuda(
+        bf16(4, 2 * h).to(dt), 1.6, "tanh"
+    ),
+    "gelu_and_mul_sparse_erf": lambda h, dt: activation.gelu_and_mul_sparse_cuda(
+        bf16(4, 2 * h).to(dt), 1.6, "none"
+    ),
+}
+
+
+@pytest.mark.parametrize("call", list(CALLS))
+@pytest.mark.parametrize("hidden", [4096, 16384])
+def test_aligned_rows_move_in_vectors(recorded: list[Recorder], call: str, hidden: int) -> None:
+    """One block (4096) and looped (16384) kernels, with every option the providers use."""
+    CALLS[call](hidden, torch.bfloat16)
+    for ptx in compiled_ptx(recorded):
+        vector, scalar = global_accesses(ptx)
+        assert vector > 0 and scalar == 0, (vector, scalar)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+@pytest.mark.parametrize("hidden", [5120, 8192])
+def test_other_dtypes_and_widths_move_in_vectors(
+    recorded: list[Recorder], dtype: torch.dtype, hidden: int
+) -> None:
+    CALLS["fused_add_rms_norm"](hidden, dtype)
+    CALLS["gelu_and_mul_sparse_tanh"](hidden, dtype)
+    for ptx in compiled_ptx(recorded):
+        vector, scalar = global_accesses(ptx)
+        assert vector > 0 and scalar == 0, (vector, scalar)
+
+
+@pytest.mark.parametrize("hidden", [8, 769, 12289])
+def test_odd_and_small_rows_compile(recorded: list[Recorder], hidden: int) -> None:
+    for call in CALLS.values():
+        call(hidden, torch.bfloat16)
+    assert all(".entry" in ptx for ptx in compiled_ptx(recorded))

@@ -1,0 +1,60 @@
+"""Triton infrastructure shared by the Triton kernel sets (``pip install 'ir-op[triton]'``).
+
+Kernel sets (ir-kernels-cuda, -rocm, -xpu) write their kernel bodies, tuned for their hardware;
+what every one of them needs lives here, once:
+
+- :class:`KernelLauncher`: launches an already-compiled kernel straight from a cache keyed on
+  exactly what Triton specializes on, at a fraction of ``kernel[grid](...)``'s host cost, and
+  falls back to Triton's own launch whenever that is not possible
+  (:func:`set_fast_launch` / ``IR_OP_TRITON_FAST_LAUNCH=0`` turn it off).
+- :class:`RowTable` and :func:`row_config`: block, rows-per-program and warp choices for
+  row-wise kernels (norms, gated activations), with the table tuned for NVIDIA H100-class GPUs.
+- :func:`interpreting` and :func:`triton_unsupported_reason`: the interpreter switch
+  (``TRITON_INTERPRET=1``, how CI runs GPU kernels on CPU tensors) and the support check that
+  a kernel set's ``supported`` callable builds on.
+- :mod:`ir_op.triton.rows`: argument checks for ``supports_args`` (tensor device, row layout).
+- :func:`define_kernel_op`: exposes a kernel-set function to ``torch.compile`` as a
+  ``torch.library.triton_op`` (an opaque custom op with a fake kernel under the interpreter),
+  and :func:`tracing` says when a provider must call that operator instead of launching.
+
+``ir_op`` itself never imports this module: it is for kernel sets, and importing it without
+Triton raises ``ImportError`` naming the extra.
+"""
+
+from __future__ import annotations
+
+try:
+    import triton as _triton  # noqa: F401  (the check this module exists for)
+except ImportError as _error:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        "ir_op.triton needs Triton, which is not importable here "
+        f"({type(_error).__name__}: {_error}); install it with: pip install 'ir-op[triton]' "
+        "(Triton publishes Linux wheels)"
+    ) from _error
+
+from ir_op.triton.configs import NVIDIA_ROW_TABLE, RowConfig, RowTable, row_config
+from ir_op.triton.kernel_ops import define_kernel_op, tracing
+from ir_op.triton.launcher import (
+    KernelLauncher,
+    LaunchRuntime,
+    fast_launch,
+    fast_launch_enabled,
+    set_fast_launch,
+)
+from ir_op.triton.support import interpreting, triton_unsupported_reason
+
+__all__ = [
+    "NVIDIA_ROW_TABLE",
+    "KernelLauncher",
+    "LaunchRuntime",
+    "RowConfig",
+    "RowTable",
+    "define_kernel_op",
+    "fast_launch",
+    "fast_launch_enabled",
+    "interpreting",
+    "row_config",
+    "set_fast_launch",
+    "tracing",
+    "triton_unsupported_reason",
+]

@@ -1,0 +1,130 @@
+"""Launch choices for row-wise kernels: block width, rows per program, warps.
+
+Row-wise kernels (norms, gated activations, per-token quantization) read each row of a
+``[rows, cols]`` problem once, reduce over it in float32 and write it back. Three choices decide
+how close they get to the memory-bandwidth limit:
+
+- **block**: the columns one program holds at a time, a power of two. Rows up to
+  :attr:`RowTable.max_block` wide sit in registers in one block (one read of the input); wider
+  rows loop over chunks of :attr:`RowTable.loop_block` columns.
+- **rows per program**: short rows are packed, several per program, until a program covers about
+  :attr:`RowTable.min_tile` elements, so a program is not mostly launch overhead.
+- **warps**: enough threads that each holds a few 16-byte vectors of the tile.
+
+A :class:`RowTable` holds these numbers for one family of GPUs; :data:`NVIDIA_ROW_TABLE` is tuned
+for H100-class GPUs (32-thread warps, 64K registers per SM). Kernel sets for other hardware pass
+their own table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _power_of_two_at_least(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+@dataclass(frozen=True)
+class RowConfig:
+    """How one row-wise launch covers a ``[rows, cols]`` problem."""
+
+    block: int
+    """Columns a program handles per pass (a power of two)."""
+    rows: int
+    """Rows per program (a power of two; 1 for looped rows)."""
+    num_warps: int
+    looped: bool
+    """True when a row is wider than ``block`` and the kernel loops over its chunks."""
+
+    def grid(self, n_rows: int) -> tuple[int]:
+        """The launch grid for ``n_rows`` rows: one program per ``rows`` rows."""
+        return ((n_rows + self.rows - 1) // self.rows,)
+
+
+@dataclass(frozen=True)
+class RowTable:
+    """The numbers behind :func:`row_config` for one family of GPUs."""
+
+    max_block: int
+    """Widest row held in one block (power of two); wider rows loop."""
+    loop_block: int
+    """Chunk width of the looped kernels (power of two)."""
+    loop_warps: int
+    """Warps of the looped kernels."""
+    min_tile: int
+    """Short rows are packed until a program covers about this many elements."""
+    max_rows: int
+    """Most rows packed into one program (power of two)."""
+    min_block: int
+    """Narrowest block, so even tiny rows get whole vectors (power of two)."""
+    warps: tuple[tuple[int, int], ...]
+    """``(most tile elements, num_warps)`` pairs, ascending; the last covers ``max_block``."""
+    _memo: dict[int, RowConfig] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """Answers so far: :meth:`config` is on every launch's host path."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_block", "loop_block", "max_rows", "min_block"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not _is_power_of_two(value):
+                raise ValueError(f"RowTable.{name} must be a power of two, got {value!r}")
+        if self.min_tile < 1 or self.loop_warps < 1:
+            raise ValueError("RowTable.min_tile and loop_warps must be >= 1")
+        if not self.warps or list(self.warps) != sorted(self.warps):
+            raise ValueError(f"RowTable.warps must be non-empty and ascending, got {self.warps}")
+        if self.warps[-1][0] < self.max_block:
+            raise ValueError(
+                f"RowTable.warps ends at {self.warps[-1][0]} elements; it must cover "
+                f"max_block={self.max_block}"
+            )
+
+    def warps_for(self, tile: int) -> int:
+        """Warps for a tile of ``tile`` elements."""
+        for most, num_warps in self.warps:
+            if tile <= most:
+                return num_warps
+        return self.warps[-1][1]
+
+    def config(self, n_cols: int) -> RowConfig:
+        """Block, rows per program and warps for rows of ``n_cols`` elements."""
+        if type(n_cols) is int:
+            found = self._memo.get(n_cols)
+            if found is not None:
+                return found
+        if isinstance(n_cols, bool) or not isinstance(n_cols, int) or n_cols < 1:
+            raise ValueError(f"a row-wise kernel needs n_cols >= 1, got {n_cols!r}")
+        block = max(self.min_block, _power_of_two_at_least(n_cols))
+        if block > self.max_block:
+            config = RowConfig(self.loop_block, 1, self.loop_warps, looped=True)
+        else:
+            rows = max(1, min(self.max_rows, self.min_tile // block))
+            config = RowConfig(block, rows, self.warps_for(block * rows), looped=False)
+        self._memo[n_cols] = config
+        return config
+
+
+NVIDIA_ROW_TABLE = RowTable(
+    # H100: hidden sizes up to 8192 fit one block (16 warps x 32 threads x 16 fp32 values);
+    # wider rows loop in 4096-column chunks, which keeps a row's second pass in L2.
+    max_block=8192,
+    loop_block=4096,
+    loop_warps=8,
+    # 2048 elements per program: two 16-byte vectors per thread at 4 warps, enough bytes in
+    # flight per SM while leaving thousands of programs for large token counts.
+    min_tile=2048,
+    max_rows=64,
+    min_block=16,
+    warps=((256, 1), (512, 2), (2048, 4), (4096, 8), (8192, 16)),
+)
+"""Row-kernel choices for NVIDIA H100-class GPUs."""
+
+
+def row_config(n_cols: int, table: RowTable = NVIDIA_ROW_TABLE) -> RowConfig:
+    """:meth:`RowTable.config` of ``table`` (default: the NVIDIA table)."""
+    return table.config(n_cols)

@@ -1,0 +1,562 @@
+"""``KernelLauncher``: launch compiled Triton kernels without ``kernel[grid](...)``'s host cost.
+
+``JITFunction.run`` spends 14-17 us of host time per call on an H100 host (binding arguments,
+reading knobs, building launch metadata, calling launch hooks, a driver call per pointer to
+validate it), about ten times the GPU time of a decode-sized norm. A launcher does that work once
+per *specialization* and then launches straight from a cache:
+
+1. **Key.** A function generated once for the kernel's parameters computes, per call: the index
+   of the device of the first argument (a tensor), for every other parameter the result of
+   Triton's own specialization function (``native_specialize_impl``, called with the same
+   ``is_const`` / ``specialize`` / ``align`` flags that Triton's binder uses: dtype, pointer
+   alignment to 16 bytes, integers equal to 1, divisible by 16 or wider than 32 bits), for every
+   ``tl.constexpr`` its type and value, and the launch options (``num_warps``...). That is
+   Triton's own cache key, plus the device, so equal keys run the same compiled kernel.
+2. **First sight of a key.** Triton's own launch, which compiles if needed and returns the
+   ``CompiledKernel``; its launcher, function handle and packed metadata are stored under the key.
+3. **Every later call.** The stored launcher is called with the positional convention of
+   ``JITFunction.run`` (grid, stream, function, packed metadata, launch metadata, hooks,
+   arguments), on ``torch``'s current stream of the device (so CUDA-graph capture records it),
+   with tensors passed as their data pointers. Under Triton 3.6, for kernels without scratch
+   memory, the C launch function under the launcher object is called directly instead (one
+   Python layer less; see :func:`_direct_launch`).
+
+The per-call function is generated once per kernel, as Triton generates its binder: straight-line
+code for the kernel's parameters, with the kind of argument each parameter got in the first call
+tested first, and Triton's answers for ``None`` and floats (which do not depend on the value)
+computed once.
+
+Triton's own launch runs instead (correct, slower) under the interpreter, while fast launch is
+off (:func:`set_fast_launch`, ``IR_OP_TRITON_FAST_LAUNCH=0``), while a launch hook is installed
+(a profiler), for a grid that is not a tuple, a constexpr that cannot be hashed, tensors on
+different devices, or a full cache. When the first tensor is on another device than the current
+one, Triton's launch runs under a guard for that device. If Triton's internals are not what this
+module expects, the launcher logs once and keeps using Triton's launch.
+
+Known limits (documented, not checked per call): Triton knobs read at compile time
+(``TRITON_DEBUG``, instrumentation) are those of the first call of each key; kernels that read
+module-level globals or have pre-run hooks are never cached (Triton re-checks those per call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ir_op._logging import logger
+
+FAST_LAUNCH_ENV_VAR = "IR_OP_TRITON_FAST_LAUNCH"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _fast_launch_from_env() -> bool:
+    value = os.environ.get(FAST_LAUNCH_ENV_VAR, "1").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"{FAST_LAUNCH_ENV_VAR}={value!r} is not a switch; use one of {', '.join(_TRUE + _FALSE)}"
+    )
+
+
+class _Switch:
+    """A mutable holder, so the generated hot path reads one attribute."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+
+FAST_LAUNCH = _Switch(_fast_launch_from_env())
+
+
+def fast_launch_enabled() -> bool:
+    """Whether launchers may take their fast path (Triton's own launch when not)."""
+    return FAST_LAUNCH.enabled
+
+
+def set_fast_launch(enabled: bool) -> None:
+    """Turn the fast path of every launcher on or off for the rest of the process."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"fast launch must be True or False, got {enabled!r}")
+    FAST_LAUNCH.enabled = enabled
+
+
+@contextlib.contextmanager
+def fast_launch(enabled: bool) -> Iterator[None]:
+    """Turn the fast path on or off inside a ``with`` block (restored on exit or error)."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"fast launch must be True or False, got {enabled!r}")
+    old = FAST_LAUNCH.enabled
+    FAST_LAUNCH.enabled = enabled
+    try:
+        yield
+    finally:
+        FAST_LAUNCH.enabled = old
+
+
+@dataclass(frozen=True)
+class LaunchRuntime:
+    """What a launcher needs from Triton and the GPU runtime.
+
+    :func:`default_runtime` builds it from Triton's active driver; tests inject fakes to check
+    the key and cache logic without a GPU.
+    """
+
+    current_device: Callable[[], int]
+    """Index of the current device (Triton launches there, as ``JITFunction.run`` does)."""
+    current_stream: Callable[[int], int]
+    """Raw handle of torch's current stream on a device (the capture stream while capturing)."""
+    device_guard: Callable[[int], contextlib.AbstractContextManager[Any]]
+    """Context manager making a device current."""
+    backend: Callable[[Any, int], Any]
+    """``(kernel, device) -> backend``: the object Triton's binder specializes with."""
+    specialize: Callable[[Any, Any, bool, bool, bool], Any]
+    """Triton's ``native_specialize_impl(backend, arg, is_const, specialize, align)``."""
+    hooks: Any
+    """An object with ``launch_enter_hook`` and ``launch_exit_hook`` (``triton.knobs.runtime``)."""
+
+
+class TritonInternalsChanged(RuntimeError):
+    """Triton's internals differ from what the fast path relies on."""
+
+
+def _backend_from_device_caches(kernel: Any, device: int) -> Any:
+    caches = kernel.device_caches[device]
+    # JITFunction.create_binder: (kernel_cache, kernel_key_cache, target, backend, binder)
+    if not isinstance(caches, tuple) or len(caches) != 5 or not hasattr(caches[3], "parse_attr"):
+        raise TritonInternalsChanged(
+            "JITFunction.device_caches entries are not (kernel_cache, key_cache, target, "
+            "backend, binder)"
+        )
+    return caches[3]
+
+
+def default_runtime() -> LaunchRuntime:
+    """The runtime of Triton's active driver (raises if Triton has no active GPU driver)."""
+    from triton import knobs
+    from triton.runtime import driver
+
+    try:
+        from triton._C.libtriton import native_specialize_impl
+    except ImportError as e:
+        raise TritonInternalsChanged(f"triton._C.libtriton.native_specialize_impl: {e}") from e
+    active = driver.active
+    current_device = active.get_current_device
+    raw_get_device = getattr(torch._C, "_cuda_getDevice", None)
+    if current_device is torch.cuda.current_device and raw_get_device is not None:
+        current_device = raw_get_device  # the same answer without the lazy-init check
+    return LaunchRuntime(
+        current_device=current_device,
+        current_stream=active.get_current_stream,
+        device_guard=active.get_device_interface().device,
+        backend=_backend_from_device_caches,
+        specialize=native_specialize_impl,
+        hooks=knobs.runtime,
+    )
+
+
+def _is_jit_function(kernel: object) -> bool:
+    from triton.runtime.jit import JITFunction
+
+    return isinstance(kernel, JITFunction)
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str
+    constexpr: bool
+    is_const: bool
+    specialize: bool
+    align: bool
+    default: Any
+    has_default: bool
+
+
+def _params_of(kernel: Any) -> list[_Param]:
+    """The facts Triton's binder uses for each parameter (``JITFunction.params``)."""
+    params: list[_Param] = []
+    try:
+        for kp in kernel.params:
+            annotation = kp.annotation_type
+            specialize = not kp.do_not_specialize
+            if isinstance(annotation, str) and (
+                annotation == "u1" or annotation[:2] in ("fp", "bf")
+            ):
+                specialize = False  # Triton does not specialize annotated floats and bools
+            params.append(
+                _Param(
+                    name=kp.name,
+                    constexpr=bool(kp.is_constexpr),
+                    is_const=bool(kp.is_const),
+                    specialize=specialize,
+                    align=not kp.do_not_specialize_on_alignment,
+                    default=kp.default,
+                    has_default=bool(kp.has_default),
+                )
+            )
+    except AttributeError as e:
+        raise TritonInternalsChanged(f"JITFunction.params: {e}") from e
+    if not params or params[0].constexpr:
+        raise TritonInternalsChanged(
+            "the fast path needs the kernel's first parameter to be a tensor (it picks the device)"
+        )
+    return params
+
+
+_FLOAT_PROBES = (0.0, -0.0, 1.0, -1.0, 0.5, 1e-6, 3.0e38, 1e300, float("inf"), float("nan"))
+
+
+def _value_blind_specializations(
+    param: _Param, specialize: Callable[..., Any], backend: Any
+) -> tuple[Any, Any]:
+    """Triton's specialization of ``None`` for ``param``, and of a Python float if it does not
+    depend on the value (checked on probes: this Triton types every float alike), else ``None``.
+
+    The per-call function uses these instead of calling Triton for such arguments: the same
+    answers, computed once.
+    """
+    flags = (param.is_const, param.specialize, param.align)
+    none = specialize(backend, None, *flags)
+    floats = {specialize(backend, value, *flags) for value in _FLOAT_PROBES}
+    return none, (floats.pop() if len(floats) == 1 else None)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return "tensor"
+    if value is None:
+        return "none"
+    return {int: "int", float: "float"}.get(type(value), "other")
+
+
+def _generate_fast_launch(
+    params: list[_Param], namespace: dict[str, Any], first_args: tuple[Any, ...]
+) -> Callable[..., None]:
+    """Write the per-call function for these parameters (straight-line code: no loop, no dict).
+
+    ``namespace`` provides: ``switch``, ``Tensor``, ``current_device``, ``current_stream``,
+    ``hooks``, ``specialize``, ``backend``, ``entries``, ``slow``, ``broken``. ``first_args``
+    (the first call's) decide which kind of argument each parameter is tested for first.
+    """
+    n = len(params)
+    arg_names = [f"a{i}" for i in range(n)]
+    signature = []
+    for i, p in enumerate(params):
+        if p.has_default:
+            namespace[f"default{i}"] = p.default
+            signature.append(f"a{i}=default{i}")
+        else:
+            signature.append(f"a{i}")
+    args_tuple = "(" + "".join(f"{a}, " for a in arg_names) + ")"
+    slow_call = f"return slow(grid, {args_tuple}, options, None)"
+    lines = [
+        f"def fast_launch(grid, {', '.join(signature)}, **options):",
+        "    if not switch.enabled or type(grid) is not tuple or not isinstance(a0, Tensor):",
+        f"        {slow_call}",
+        "    dev = a0.get_device()",
+        "    if dev != current_device():",
+        f"        {slow_call}",
+        "    hook = hooks.launch_enter_hook",
+        "    if hook is not None and getattr(hook, 'calls', True):",
+        f"        {slow_call}",
+        "    hook = hooks.launch_exit_hook",
+        "    if hook is not None and getattr(hook, 'calls', True):",
+        f"        {slow_call}",
+        "    p0 = a0.data_ptr()",
+    ]
+    key_parts = ["dev"]
+    launch_args = []
+    for i, p in enumerate(params):
+        a = f"a{i}"
+        if p.constexpr:
+            key_parts += [f"type({a})", a]
+            launch_args.append(a)
+            continue
+        call = f"specialize(backend, {a}, {p.is_const}, {p.specialize}, {p.align})"
+        if i == 0:
+            lines.append(f"    s0 = {call}")
+        else:
+            none, floats = _value_blind_specializations(
+                p, namespace["specialize"], namespace["backend"]
+            )
+            namespace[f"none{i}"] = none
+            branches = {
+                "int": (f"type({a}) is int", [f"p{i}, s{i} = {a}, {call}"]),
+                "none": (f"{a} is None", [f"p{i}, s{i} = None, none{i}"]),
+                "tensor": (
+                    f"isinstance({a}, Tensor)",
+                    [
+                        f"if {a}.get_device() != dev:",
+                        f"    {slow_call}",
+                        f"p{i}, s{i} = {a}.data_ptr(), {call}",
+                    ],
+                ),
+            }
+            if floats is not None:
+                namespace[f"float{i}"] = floats
+                branches["float"] = (f"type({a}) is float", [f"p{i}, s{i} = {a}, float{i}"])
+            # The kind of argument the first call passed is tested first.
+            seen = _kind(first_args[i] if i < len(first_args) else p.default)
+            order = sorted(branches, key=lambda kind: kind != seen)
+            for position, kind in enumerate(order):
+                test, body = branches[kind]
+                lines.append(f"    {'if' if position == 0 else 'elif'} {test}:")
+                lines += [f"        {line}" for line in body]
+            lines += ["    else:", f"        p{i}, s{i} = {a}, {call}"]
+        key_parts.append(f"s{i}")
+        launch_args.append(f"p{i}")
+    key_parts.append("tuple(options.items()) if options else None")
+    lines += [
+        f"    key = ({', '.join(key_parts)})",
+        "    try:",
+        "        entry = entries.get(key)",
+        "    except TypeError:  # a constexpr that cannot be hashed: never cached",
+        f"        {slow_call}",
+        "    if entry is None:",
+        f"        return slow(grid, {args_tuple}, options, key)",
+        "    n = len(grid)",
+        "    g1 = grid[1] if n > 1 else 1",
+        "    g2 = grid[2] if n > 2 else 1",
+        "    try:",
+        "        if entry[3]:  # Triton 3.6's C launch function itself",
+        "            entry[0](grid[0], g1, g2, current_stream(dev), entry[1], entry[4], entry[5],",
+        "                     None, None, entry[2], None, None, None,",
+        f"                     {''.join(f'{x}, ' for x in launch_args)})",
+        "        else:  # the compiled kernel's launcher object, as JITFunction.run calls it",
+        "            entry[0](grid[0], g1, g2, current_stream(dev), entry[1], entry[2],",
+        "                     None, None, None,",
+        f"                     {''.join(f'{x}, ' for x in launch_args)})",
+        "    except (TypeError, AttributeError) as error:  # raised before anything is enqueued",
+        f"        return broken(error, grid, {args_tuple}, options)",
+    ]
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, "<ir_op.triton fast launch>", "exec"), namespace)
+    fn: Callable[..., None] = namespace["fast_launch"]
+    fn.__doc__ = source  # the generated code, for debugging
+    return fn
+
+
+_Entry = tuple[Callable[..., Any], Any, Any, bool, Any, Any]
+"""What a key maps to: (callable, function handle, packed metadata, direct, cooperative grid,
+programmatic dependent launch); the last two only matter for a direct launch."""
+
+_CUDA_LAUNCHER_36_CALL = ["self", "gridX", "gridY", "gridZ", "stream", "function", "args"]
+
+
+def _direct_launch(run: Any) -> tuple[Callable[..., Any], Any, Any] | None:
+    """The C launch function under Triton 3.6's ``CudaLauncher``, when it may be called directly.
+
+    ``CudaLauncher.__call__`` allocates scratch memory (none for kernels that need none) and
+    forwards to the C function ``launch(grid x3, stream, function, cooperative, pdl,
+    global scratch, profile scratch, packed metadata, launch metadata, enter hook, exit hook,
+    *args)``; calling that function directly saves a Python layer per launch. Only for Triton
+    3.6 (whose layout this is), a launcher whose class and call signature are exactly 3.6's, and
+    kernels without scratch memory; otherwise ``None`` and the launcher object is called.
+    """
+    import triton
+
+    if not str(triton.__version__).startswith("3.6."):
+        return None
+    cls = type(run)
+    if cls.__name__ != "CudaLauncher" or not cls.__module__.startswith("triton.backends.nvidia"):
+        return None
+    try:
+        if list(inspect.signature(cls.__call__).parameters) != _CUDA_LAUNCHER_36_CALL:
+            return None
+        if run.global_scratch_size or run.profile_scratch_size:
+            return None
+        launch, cooperative, pdl = run.launch, run.launch_cooperative_grid, run.launch_pdl
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return (launch, cooperative, pdl) if callable(launch) else None
+
+
+class KernelLauncher:
+    """Launches one ``@triton.jit`` kernel: ``launcher(grid, *args, **options)``.
+
+    Equivalent to ``kernel[grid](*args, **options)`` with the kernel's parameters passed by
+    position (every one, constexprs included, defaults allowed at the end) and Triton launch
+    options (``num_warps=...``) as keywords; ``grid`` is a tuple of one to three ints. The first
+    parameter must be a tensor: the kernel runs on its device, on torch's current stream there.
+
+    Create one per kernel at import (cheap: nothing touches the GPU before the first launch).
+    Attributes for tests and diagnostics: :attr:`slow_launches` (launches that took Triton's own
+    path), :attr:`cached_keys` and :attr:`fast_path_off_reason`.
+    """
+
+    def __init__(
+        self,
+        kernel: Any,
+        *,
+        max_entries: int = 1024,
+        runtime: LaunchRuntime | Callable[[], LaunchRuntime] | None = None,
+    ) -> None:
+        if not callable(getattr(kernel, "__getitem__", None)):
+            raise TypeError(f"KernelLauncher takes a @triton.jit kernel, got {kernel!r}")
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ValueError(f"max_entries must be an int >= 1, got {max_entries!r}")
+        self.kernel = kernel
+        self.name = getattr(getattr(kernel, "fn", kernel), "__name__", repr(kernel))
+        self.max_entries = max_entries
+        self.slow_launches = 0
+        self.fast_path_off_reason: str | None = None
+        self._runtime_source = runtime if runtime is not None else default_runtime
+        self._runtime: LaunchRuntime | None = None
+        self._entries: dict[Any, _Entry] = {}
+        self._lock = threading.Lock()
+        self._warned: set[str] = set()
+        self.launch: Callable[..., None] = self._first_launch
+
+    def __call__(self, grid: tuple[int, ...], *args: Any, **options: Any) -> None:
+        self.launch(grid, *args, **options)
+
+    def __repr__(self) -> str:
+        return f"KernelLauncher({self.name})"
+
+    @property
+    def cached_keys(self) -> int:
+        """How many specializations launch without Triton's launch path."""
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget the cached specializations (the compiled kernels stay in Triton's cache)."""
+        self._entries.clear()
+
+    # -- for torch.compile ---------------------------------------------------------------------
+
+    def traced(self, grid: tuple[int, ...], *args: Any, **options: Any) -> None:
+        """Launch through ``torch.library.wrap_triton``, the form that ``torch.compile`` traces
+        (inside a ``torch.library.triton_op``); plain ``kernel[grid]`` under the interpreter."""
+        if _is_jit_function(self.kernel):
+            from torch.library import wrap_triton
+
+            wrap_triton(self.kernel)[grid](*args, **options)
+        else:
+            self.kernel[grid](*args, **options)
+
+    # -- launch paths --------------------------------------------------------------------------
+
+    def _first_launch(self, grid: tuple[int, ...], *args: Any, **options: Any) -> None:
+        """Set up the fast path (once), then launch."""
+        with self._lock:
+            if self.launch == self._first_launch:
+                self.launch = self._set_up(args)
+        self.launch(grid, *args, **options)
+
+    def _set_up(self, first_args: tuple[Any, ...]) -> Callable[..., None]:
+        if not _is_jit_function(self.kernel):
+            # The interpreter (TRITON_INTERPRET=1) or an autotuner: Triton's launch every time.
+            return self._plain_launch
+        try:
+            source = self._runtime_source
+            runtime = source if isinstance(source, LaunchRuntime) else source()
+            params = _params_of(self.kernel)
+            device = runtime.current_device()
+            namespace: dict[str, Any] = {
+                "switch": FAST_LAUNCH,
+                "Tensor": torch.Tensor,
+                "current_device": runtime.current_device,
+                "current_stream": runtime.current_stream,
+                "hooks": runtime.hooks,
+                "specialize": runtime.specialize,
+                "backend": runtime.backend(self.kernel, device),
+                "entries": self._entries,
+                "slow": self._slow_launch,
+                "broken": self._broken,
+            }
+            self._runtime = runtime
+            return _generate_fast_launch(params, namespace, first_args)
+        except Exception as e:  # the fast path is an optimization: never fail a launch for it
+            self._turn_off(f"{type(e).__name__}: {e}")
+            return self._plain_launch
+
+    def _plain_launch(self, grid: tuple[int, ...], *args: Any, **options: Any) -> None:
+        """Triton's own launch, every time (interpreter, or fast path off)."""
+        self._slow_launch(grid, args, options, None)
+
+    def _slow_launch(
+        self, grid: Any, args: tuple[Any, ...], options: dict[str, Any], key: Any
+    ) -> None:
+        """Triton's own launch; with ``key``, remember the compiled kernel under it."""
+        self.slow_launches += 1
+        runtime = self._runtime
+        guard: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        first = args[0] if args else None
+        if runtime is not None and isinstance(first, torch.Tensor):
+            device = first.get_device()
+            if device >= 0 and device != runtime.current_device():
+                guard = runtime.device_guard(device)
+        with guard:
+            compiled = self.kernel[grid](*args, **options)
+        if key is not None and compiled is not None:
+            self._remember(key, compiled)
+
+    def _remember(self, key: Any, compiled: Any) -> None:
+        kernel = self.kernel
+        if getattr(kernel, "pre_run_hooks", None) or getattr(kernel, "used_global_vals", None):
+            self._warn_once(
+                "uncacheable",
+                "ir_op.triton: kernel %s has pre-run hooks or reads module globals, which Triton "
+                "re-checks on every launch; it always takes Triton's launch path",
+            )
+            return
+        if hasattr(compiled, "result"):  # Triton's async compile mode hands back a future
+            compiled = compiled.result()
+        try:
+            run, function, metadata = compiled.run, compiled.function, compiled.packed_metadata
+        except AttributeError as e:
+            self._turn_off(f"the compiled kernel lacks run, function or packed_metadata ({e})")
+            return
+        if not callable(run) or function is None:
+            self._turn_off("the compiled kernel's launcher or function handle is missing")
+            return
+        direct = _direct_launch(run)
+        entry: _Entry = (
+            (direct[0], function, metadata, True, direct[1], direct[2])
+            if direct is not None
+            else (run, function, metadata, False, None, None)
+        )
+        if len(self._entries) >= self.max_entries:
+            self._warn_once(
+                "full",
+                "ir_op.triton: kernel %s has more than max_entries specializations; new ones "
+                "take Triton's launch path",
+            )
+            return
+        self._entries[key] = entry
+
+    def _broken(
+        self, error: BaseException, grid: Any, args: tuple[Any, ...], options: dict[str, Any]
+    ) -> None:
+        """A cached launch failed before launching: Triton's launcher changed. Relaunch."""
+        self._turn_off(
+            f"calling the compiled kernel's launcher raised {type(error).__name__}: {error}"
+        )
+        self._slow_launch(grid, args, options, None)
+
+    def _turn_off(self, reason: str) -> None:
+        self.fast_path_off_reason = reason
+        self._entries.clear()
+        self.launch = self._plain_launch
+        self._warn_once(
+            "off",
+            "ir_op.triton: fast launch is off for kernel %s (Triton's internals are not what it "
+            "expects: %s); launches take Triton's own path, which is slower but correct",
+            reason,
+        )
+
+    def _warn_once(self, key: str, msg: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(msg, self.name, *args)
