@@ -4,7 +4,6 @@ dynamic scales' edge cases (NaN, infinities, empty inputs, one row)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,11 @@ import torch
 
 from ir_kernels_cuda._support import PROVIDER
 from ir_op import IrOp, ops
-from ir_op.testing import assert_outputs_close, preserved_priorities
-from ir_op.testing.pytest_plugin import DeviceUnderTest
+from ir_op.testing import assert_outputs_close
 
 FNUZ = getattr(torch, "float8_e4m3fnuz", None)
 # Triton's interpreter computes NaN and inf in NumPy, which warns about them
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-
-
-@pytest.fixture
-def device(ir_device: DeviceUnderTest) -> Iterator[str]:
-    if ir_device.name != "cuda":
-        pytest.skip("the kernels run on the cuda platform (real or emulated) only")
-    with preserved_priorities():
-        yield ir_device.tensor_device
 
 
 def _t(*shape: int, device: str, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:

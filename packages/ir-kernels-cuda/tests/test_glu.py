@@ -3,29 +3,18 @@ arguments they take, and their values at infinities, which follow the formulas."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from ir_kernels_cuda._support import PROVIDER
 from ir_op import ops
-from ir_op.testing import assert_outputs_close, preserved_priorities
-from ir_op.testing.pytest_plugin import DeviceUnderTest
+from ir_op.testing import assert_outputs_close
 from ir_op.testing.references import REFERENCES, rounded_like
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning"),
     pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),
 ]
-
-
-@pytest.fixture
-def device(ir_device: DeviceUnderTest) -> Iterator[str]:
-    if ir_device.name != "cuda":
-        pytest.skip("the kernels run on the cuda platform (real or emulated) only")
-    with preserved_priorities():
-        yield ir_device.tensor_device
 
 
 def test_supports_args(device: str) -> None:

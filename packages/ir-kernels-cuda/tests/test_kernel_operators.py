@@ -4,7 +4,7 @@ block that uses them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,16 +15,8 @@ from ir_kernels_cuda import glu, norm_quant, quant, rotary
 from ir_kernels_cuda._support import PROVIDER
 from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.ops.rotary import rope_cos_sin_cache
-from ir_op.testing import assert_outputs_close, preserved_priorities
+from ir_op.testing import assert_outputs_close
 from ir_op.testing.pytest_plugin import DeviceUnderTest
-
-
-@pytest.fixture
-def device(ir_device: DeviceUnderTest) -> Iterator[str]:
-    if ir_device.name != "cuda":
-        pytest.skip("the kernels run on the cuda platform (real or emulated) only")
-    with preserved_priorities():
-        yield ir_device.tensor_device
 
 
 @dataclass(frozen=True)
@@ -173,3 +165,40 @@ def test_torch_compile_full_graph(ir_device: DeviceUnderTest, device: str, wrap:
         compiled = torch.compile(block, fullgraph=True, backend=backend)(x, residual, gate_up)
     for got, want in zip(compiled, eager, strict=True):
         torch.testing.assert_close(got.float(), want.float(), atol=0, rtol=0, equal_nan=True)
+
+
+class _Captured(Exception):
+    """Stops a compile once the functional graph is captured (nothing is launched)."""
+
+
+@pytest.mark.parametrize("entry", OPERATORS, ids=lambda e: e.name)
+def test_operators_decompose_into_their_kernels_with_symbolic_shapes(entry: Operator) -> None:
+    """torch.compile (dynamic shapes) sees the Triton kernels inside the ir_cuda operators."""
+    from torch._dynamo.backends.common import aot_autograd
+
+    from ir_op.triton import interpreting
+
+    if interpreting():
+        pytest.skip("under the interpreter the operators are opaque custom ops")
+    graphs: list[torch.fx.GraphModule] = []
+
+    def capture(gm: torch.fx.GraphModule, example_inputs: Any) -> Any:
+        graphs.append(gm)
+        raise _Captured
+
+    args = entry.args("cpu")
+    tensors = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+
+    def call(*tensor_args: torch.Tensor) -> Any:
+        full = list(args)
+        for i, t in zip(tensors, tensor_args, strict=True):
+            full[i] = t
+        return entry.operator(*full)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(call, backend=aot_autograd(fw_compiler=capture), dynamic=True)
+    with pytest.raises(torch._dynamo.exc.BackendCompilerFailed, match="_Captured"):
+        compiled(*(args[i] for i in tensors))
+    targets = [str(node.target) for node in graphs[0].graph.nodes if node.op == "call_function"]
+    assert "triton_kernel_wrapper_functional" in targets, targets
+    assert not any("ir_cuda" in target for target in targets), targets

@@ -3,7 +3,6 @@ rejects, in-place writes, out-of-range positions, torch.compile of both overload
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ import torch
 from ir_kernels_cuda._support import PROVIDER
 from ir_op import enable_torch_wrap, ops
 from ir_op.ops.rotary import rope_cos_sin_cache
-from ir_op.testing import assert_outputs_close, preserved_priorities
+from ir_op.testing import assert_outputs_close
 from ir_op.testing.pytest_plugin import DeviceUnderTest
 
 op = ops.rotary_embedding
@@ -20,12 +19,11 @@ impl = op.impls[PROVIDER]
 
 
 @pytest.fixture
-def device(ir_device: DeviceUnderTest) -> Iterator[str]:
-    if ir_device.name != "cuda":
-        pytest.skip("the kernels run on the cuda platform (real or emulated) only")
-    with preserved_priorities():
-        op.set_default([PROVIDER, "native"])
-        yield ir_device.tensor_device
+def device(device: str) -> str:
+    """The conftest's device, with rotary_embedding's cuda provider first (until the test
+    ends: the conftest's fixture restores the priorities)."""
+    op.set_default([PROVIDER, "native"])
+    return device
 
 
 def bf16(*shape: int, device: str) -> torch.Tensor:

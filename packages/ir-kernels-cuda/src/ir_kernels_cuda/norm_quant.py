@@ -11,7 +11,7 @@ division, so at most one fp8 step away and almost always equal), saturated to ``
 kept and cast to ``float8_e4m3fn`` (:mod:`ir_kernels_cuda._fp8`).
 
 The unfused pair reads ``x`` twice and writes the normalized row in ``x``'s dtype in between
-(7 bytes per bf16 element, 9 with the residual); these kernels read ``x`` (and the residual) once
+(7 bytes per bf16 element, 11 with the residual); these kernels read ``x`` (and the residual) once
 and write one fp8 byte (and the sum): 3 bytes per element, 7 with the residual.
 
 Kernel shapes follow :mod:`ir_kernels_cuda.norm` and its :data:`ROW_TABLE`:

@@ -218,30 +218,33 @@ def _token_stride(t: Tensor, lead: int) -> int | torch.SymInt | None:
     return t.stride(stepping[-1]) if stepping else t.stride(lead - 1)
 
 
-def _heads_layout(
-    t: Tensor, positions: Tensor, head_size: int
-) -> tuple[int | torch.SymInt, int | torch.SymInt, int | torch.SymInt] | None:
-    """``(heads, token_stride, head_stride)`` of a query or key the kernel can read and write,
-    else ``None``: the op's shapes, the last dimension contiguous, tokens and heads apart."""
+def _geometry(
+    t: Tensor, lead: int, head_size: int
+) -> tuple[int | torch.SymInt, int | torch.SymInt | None, int | torch.SymInt]:
+    """``(heads, token_stride, head_stride)`` of a query or key of the op's shapes (for
+    positions of ``lead`` dimensions); ``token_stride`` is ``None`` when the token dimensions do
+    not collapse into one."""
+    if t.dim() == lead + 2:  # [*P, heads, head_size]
+        return t.shape[-2], _token_stride(t, lead), t.stride(-2)
+    return t.shape[-1] // head_size, _token_stride(t, lead), head_size  # [*P, heads * head_size]
+
+
+def _kernel_can_rotate(t: Tensor, positions: Tensor, head_size: int) -> bool:
+    """Whether ``t`` has the op's shapes and a layout the kernel reads and writes: the last
+    dimension contiguous, tokens that collapse into one index, heads and tokens apart."""
     lead = positions.dim()
     if t.dim() not in (lead + 1, lead + 2) or tuple(t.shape[:lead]) != tuple(positions.shape):
-        return None
+        return False
     if t.stride(-1) != 1:
-        return None
-    if t.dim() == lead + 2:  # [*P, heads, head_size]
-        if t.shape[-1] != head_size:
-            return None
-        heads, head_stride = t.shape[-2], t.stride(-2)
-        if heads != 1 and head_stride < head_size:  # heads overlap
-            return None
-    else:  # [*P, heads * head_size]
-        if t.shape[-1] % head_size != 0:
-            return None
-        heads, head_stride = t.shape[-1] // head_size, head_size
-    token_stride = _token_stride(t, lead)
-    if token_stride is None or token_stride < (heads - 1) * head_stride + head_size:
-        return None
-    return heads, token_stride, head_stride
+        return False
+    if t.dim() == lead + 2 and t.shape[-1] != head_size:
+        return False
+    if t.dim() == lead + 1 and t.shape[-1] % head_size != 0:
+        return False
+    heads, token_stride, head_stride = _geometry(t, lead, head_size)
+    if heads != 1 and head_stride < head_size:  # heads overlap
+        return False
+    return token_stride is not None and bool(token_stride >= (heads - 1) * head_stride + head_size)
 
 
 # -- launching ------------------------------------------------------------------------------------
@@ -261,18 +264,19 @@ def launch_rotary(
     traced: bool,
 ) -> None:
     """Rotate ``query`` and ``key`` into ``query_out`` and ``key_out``: the inputs themselves
-    (in place) or new contiguous tensors (the unrotated elements copied). The arguments are
-    ones that ``supports_args`` accepts."""
+    (in place) or new contiguous tensors (the unrotated elements copied). The arguments must be
+    ones that ``supports_args`` accepts (checked there, once, not here on every launch)."""
     n_tokens = positions.numel()
     if n_tokens == 0:
         return
-    query_layout = _heads_layout(query, positions, head_size)
-    key_layout = _heads_layout(key, positions, head_size) if key is not None else (0, 0, 0)
-    if query_layout is None or key_layout is None:
-        raise ValueError("launch_rotary: a query or key layout that supports_args rejects")
+    lead = positions.dim()
+    query_heads, query_token_stride, query_head_stride = _geometry(query, lead, head_size)
+    key_heads, key_token_stride, key_head_stride = (
+        _geometry(key, lead, head_size) if key is not None else (0, 0, 0)
+    )
     in_place = query_out is query
     head_size, rotary_dim = int(head_size), int(cos_sin_cache.shape[1])
-    query_heads, key_heads = int(query_layout[0]), int(key_layout[0])
+    query_heads, key_heads = int(query_heads), int(key_heads)
     half_block = min(_power_of_two_at_least(rotary_dim // 2), TILE_PAIRS)
     heads_block = min(_power_of_two_at_least(max(query_heads, key_heads)), TILE_PAIRS // half_block)
     tail_block = min(
@@ -281,21 +285,22 @@ def launch_rotary(
     num_warps = max(1, min(8, heads_block * half_block // 256))
     query_blocks = (query_heads + heads_block - 1) // heads_block
     key_blocks = (key_heads + heads_block - 1) // heads_block
-    flat_positions = positions.reshape(-1)  # a view unless the token dimensions do not collapse
+    if lead != 1:  # a view unless the token dimensions do not collapse
+        positions = positions.reshape(-1)
     (ROTARY_LAUNCHER.traced if traced else ROTARY_LAUNCHER.launch)(
         (n_tokens, query_blocks + key_blocks),
-        flat_positions,
-        flat_positions.stride(0),
+        positions,
+        positions.stride(0),
         cos_sin_cache,
         cos_sin_cache.stride(0),
         cos_sin_cache.shape[0],
         query,
-        query_layout[1],
-        query_layout[2],
+        query_token_stride,
+        query_head_stride,
         query_out,
         key,
-        key_layout[1],
-        key_layout[2],
+        key_token_stride,
+        key_head_stride,
         key_out,
         query_heads,
         key_heads,
@@ -342,12 +347,13 @@ def rotary_embedding_supports_args(
         and bool(cos_sin_cache.stride(1) == 1)
     ):
         return False
-    if _heads_layout(query, positions, head_size) is None:
-        return False
-    return key is None or (
-        key.dtype in FLOAT_DTYPES
-        and on_device_of(key, query)
-        and _heads_layout(key, positions, head_size) is not None
+    return _kernel_can_rotate(query, positions, head_size) and (
+        key is None
+        or (
+            key.dtype in FLOAT_DTYPES
+            and on_device_of(key, query)
+            and _kernel_can_rotate(key, positions, head_size)
+        )
     )
 
 
