@@ -21,7 +21,7 @@ Kernels:
   per-tensor dynamic quantization: each program turns the amax into the scale, the first one
   also stores it.
 - ``abs_max_kernel``: the first kernel of a per-tensor dynamic quantization: each program reduces
-  its tile and folds it into one int32 with ``atomic_max`` (zeroed before). Two passes over
+  a few tiles and folds them into one int32 with ``atomic_max`` (zeroed before). Two passes over
   ``x`` (the second partly from L2) are the price of a global maximum; a tensor of one row takes
   the per-token kernels instead, in one pass and one launch (its amax is the row's).
 - ``per_token_quant_rows_kernel``: rows of up to 8192 columns held in registers, several per
@@ -119,15 +119,20 @@ def abs_max_kernel(  # type: ignore[no-untyped-def]
     N_COLS: tl.constexpr,
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
+    TILES: tl.constexpr,
 ):
-    """Fold ``max |x|`` of a ``[ROWS, BLOCK]`` tile into the int32 at ``amax_ptr`` (as bits)."""
-    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    """Fold ``max |x|`` of ``TILES`` consecutive ``[ROWS, BLOCK]`` tiles into the int32 at
+    ``amax_ptr`` (as bits): one atomic per program, not per tile."""
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = (rows < n_rows)[:, None] & (cols < N_COLS)[None, :]
-    rows = rows.to(tl.int64)[:, None]
-    # kept in L2 for the quantizing pass that follows
-    x = tl.load(x_ptr + rows * x_row_stride + cols[None, :], mask=mask, other=0.0)
-    tl.atomic_max(amax_ptr, tl.max(tl.max(abs_bits(x.to(tl.float32)), axis=1), axis=0))
+    largest = tl.zeros([ROWS, BLOCK], dtype=tl.int32)
+    for tile in range(TILES):
+        rows = (tl.program_id(0) * TILES + tile) * ROWS + tl.arange(0, ROWS)
+        mask = (rows < n_rows)[:, None] & (cols < N_COLS)[None, :]
+        rows = rows.to(tl.int64)[:, None]
+        # kept in L2 for the quantizing pass that follows
+        x = tl.load(x_ptr + rows * x_row_stride + cols[None, :], mask=mask, other=0.0)
+        largest = tl.maximum(largest, abs_bits(x.to(tl.float32)))
+    tl.atomic_max(amax_ptr, tl.max(tl.max(largest, axis=1), axis=0))
 
 
 @triton.jit(  # type: ignore[untyped-decorator]
@@ -216,6 +221,11 @@ def per_token_quant_looped_kernel(  # type: ignore[no-untyped-def]
 ROW_TABLE: RowTable = NVIDIA_ROW_TABLE
 """Tile and warp choices (a module global, so a benchmark can try another table)."""
 
+AMAX_PROGRAM_ELEMENTS = 32768
+"""Elements an amax program reduces (in tiles of the table's size) before its one atomic: same-
+address atomics serialize in L2, so a 16384 x 4096 tensor takes 2048 of them, not 16384."""
+AMAX_MAX_TILES = 16
+
 QUANT_LAUNCHER = KernelLauncher(fp8_quant_kernel)
 ABS_MAX_LAUNCHER = KernelLauncher(abs_max_kernel)
 PER_TOKEN_ROWS_LAUNCHER = KernelLauncher(per_token_quant_rows_kernel)
@@ -274,8 +284,10 @@ def launch_dynamic_quant(
         return
     grid, block, rows, num_warps = elementwise_tiles(ROW_TABLE, n_rows, n_cols)
     amax = torch.zeros(1, dtype=torch.int32, device=x.device)
+    tiles = max(1, min(AMAX_MAX_TILES, AMAX_PROGRAM_ELEMENTS // (block * rows)))
+    amax_grid = ((n_rows + rows * tiles - 1) // (rows * tiles), grid[1])
     (ABS_MAX_LAUNCHER.traced if traced else ABS_MAX_LAUNCHER.launch)(
-        grid, x, row_stride(x), amax, n_rows, n_cols, block, rows, num_warps=num_warps
+        amax_grid, x, row_stride(x), amax, n_rows, n_cols, block, rows, tiles, num_warps=num_warps
     )
     (QUANT_LAUNCHER.traced if traced else QUANT_LAUNCHER.launch)(
         grid,
