@@ -110,6 +110,16 @@ def test_per_head_views_of_a_fused_projection(
     torch.testing.assert_close(q[..., rotary_dim:], before[:, :4, rotary_dim:], atol=0, rtol=0)
 
 
+def test_in_place_without_a_key(device: str) -> None:
+    query = bf16(3, 2, 64, device=device)
+    cache = rope_cos_sin_cache(8, 64, dtype=torch.bfloat16, device=device)
+    positions = torch.tensor([3, 0, 7], device=device)
+    expected = op.native_fn(positions, query, None, 64, cache, False)
+    q, k = op.maybe_inplace(positions, query, None, 64, cache, False)
+    assert q is query and k is None
+    assert_outputs_close(op, (q, k), expected)
+
+
 def test_positions_of_any_shape(device: str) -> None:
     torch.manual_seed(1)
     positions = torch.randint(0, 32, (2, 3), device=device)[:, ::1]

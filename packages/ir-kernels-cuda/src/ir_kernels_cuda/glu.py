@@ -18,9 +18,9 @@ Infinities follow the formulas: ``-inf`` gates give NaN (``-inf * 0``), as torch
 
 The kernel is elementwise over the output: ``glu_kernel`` takes a ``[ROWS, BLOCK]`` tile of
 outputs, reading the matching gate and up elements once (one HBM pass, 16-byte vectors for
-aligned rows). :data:`ROW_TABLE` picks the tile from the output width ``D``: up to 8192 columns a
-program covers whole rows (short rows packed several per program); wider rows are split over the
-grid's second axis in ``loop_block`` chunks. ``D`` is a constexpr, like the norms' row widths.
+aligned rows); rows are cut into ``BLOCK``-wide chunks along the grid's second axis, short rows
+packed several per program (:mod:`ir_kernels_cuda._tiles`). ``D`` is a constexpr, like the norms'
+row widths.
 
 Arguments the kernel takes (``supports_args``): fp16, bf16 or fp32 ``x`` of even width on the
 platform's device in row layout (last dimension contiguous, any row stride); for ``gelu_and_mul``
@@ -99,8 +99,9 @@ def glu_kernel(  # type: ignore[no-untyped-def]
 
 # -- launching ------------------------------------------------------------------------------------
 
-ROW_TABLE: RowTable = NVIDIA_ROW_TABLE
-"""Tile and warp choices (a module global, so a benchmark can try another table)."""
+ELEMENTWISE_TABLE: RowTable = NVIDIA_ROW_TABLE
+"""Rows per program and warps of the elementwise tiles (:mod:`ir_kernels_cuda._tiles`; a module
+global, so a benchmark can try another table)."""
 
 GLU_LAUNCHER = KernelLauncher(glu_kernel)
 
@@ -114,7 +115,7 @@ def launch_glu(x: Tensor, out: Tensor, scale: Tensor | None, activation: int, tr
     n_rows = out.numel() // d if d else 0
     if n_rows == 0:
         return
-    grid, block, rows, num_warps = elementwise_tiles(ROW_TABLE, n_rows, d)
+    grid, block, rows, num_warps = elementwise_tiles(ELEMENTWISE_TABLE, n_rows, d)
     (GLU_LAUNCHER.traced if traced else GLU_LAUNCHER.launch)(
         grid,
         x,

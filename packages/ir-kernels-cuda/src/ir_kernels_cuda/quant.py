@@ -219,7 +219,10 @@ def per_token_quant_looped_kernel(  # type: ignore[no-untyped-def]
 # -- launching ------------------------------------------------------------------------------------
 
 ROW_TABLE: RowTable = NVIDIA_ROW_TABLE
-"""Tile and warp choices (a module global, so a benchmark can try another table)."""
+"""Block and warp choices of the per-token kernels (a module global, so a benchmark can try
+another table)."""
+ELEMENTWISE_TABLE: RowTable = NVIDIA_ROW_TABLE
+"""Rows per program and warps of the elementwise tiles (:mod:`ir_kernels_cuda._tiles`)."""
 
 AMAX_PROGRAM_ELEMENTS = 32768
 """Elements an amax program reduces (in tiles of the table's size) before its one atomic: same-
@@ -243,7 +246,7 @@ def launch_static_quant(x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> 
     n_rows = x.numel() // n_cols if n_cols else 0
     if n_rows == 0:
         return
-    grid, block, rows, num_warps = elementwise_tiles(ROW_TABLE, n_rows, n_cols)
+    grid, block, rows, num_warps = elementwise_tiles(ELEMENTWISE_TABLE, n_rows, n_cols)
     (QUANT_LAUNCHER.traced if traced else QUANT_LAUNCHER.launch)(
         grid,
         x,
@@ -282,7 +285,7 @@ def launch_dynamic_quant(
     if per_token or n_rows == 1:  # one row's amax is the tensor's: one pass
         _launch_per_token(x, scale_ub if per_token else None, out, scales, n_rows, n_cols, traced)
         return
-    grid, block, rows, num_warps = elementwise_tiles(ROW_TABLE, n_rows, n_cols)
+    grid, block, rows, num_warps = elementwise_tiles(ELEMENTWISE_TABLE, n_rows, n_cols)
     amax = torch.zeros(1, dtype=torch.int32, device=x.device)
     tiles = max(1, min(AMAX_MAX_TILES, AMAX_PROGRAM_ELEMENTS // (block * rows)))
     amax_grid = ((n_rows + rows * tiles - 1) // (rows * tiles), grid[1])

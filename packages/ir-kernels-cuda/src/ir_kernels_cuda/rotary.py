@@ -470,8 +470,9 @@ def rotary_embedding_cuda_inplace(
     rotary_dim: int | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """In place (``maybe_inplace``): the rotated elements written back into ``query`` and
-    ``key``. When both are one buffer, which cannot hold both results, it computes out of place
-    (``maybe_inplace`` allows that)."""
+    ``key``, the others untouched. When both are one buffer, which cannot hold both results, it
+    computes out of place (``maybe_inplace`` allows that); views of one buffer that overlap
+    otherwise are the caller's error, as for any in-place op."""
     if tracing():
         ROTARY_EMBEDDING_INPLACE_OP(
             positions, query, key, head_size, cos_sin_cache, is_neox_style, rotary_dim
