@@ -122,7 +122,13 @@ def _row_span(t: torch.Tensor) -> tuple[int, int, int, int] | None:
 
 
 def may_overlap(a: object, b: object) -> bool:
-    """Whether two tensors of one storage may share an element (``True`` when unsure)."""
+    """Whether two tensors of one storage may share an element (``True`` when unsure).
+
+    Each tensor whose rows are contiguous blocks covers, in element offsets, ``rows`` blocks of
+    ``width`` elements, ``row stride`` apart. Disjoint address ranges never overlap; with equal
+    row strides, two such tensors overlap only if their row ranges and their column ranges both
+    do (a query slice and a value slice of one projection do not).
+    """
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
         return False
     if a.numel() == 0 or b.numel() == 0:
@@ -132,14 +138,20 @@ def may_overlap(a: object, b: object) -> bool:
         return True
     rows_a, stride_a, offset_a, width_a = span_a
     rows_b, stride_b, offset_b, width_b = span_b
-    if rows_a == 1 and rows_b == 1:
-        return offset_a < offset_b + width_b and offset_b < offset_a + width_a
+    end_a = offset_a + (rows_a - 1) * stride_a + width_a
+    end_b = offset_b + (rows_b - 1) * stride_b + width_b
+    if end_a <= offset_b or end_b <= offset_a:
+        return False
     if stride_a != stride_b:
         return True
-    column_a, column_b = offset_a % stride_a, offset_b % stride_b
-    if column_a + width_a > stride_a or column_b + width_b > stride_b:
+    stride = stride_a
+    column_a, column_b = offset_a % stride, offset_b % stride
+    if column_a + width_a > stride or column_b + width_b > stride:
         return True
-    return column_a < column_b + width_b and column_b < column_a + width_a
+    row_a, row_b = offset_a // stride, offset_b // stride
+    rows_meet = row_a < row_b + rows_b and row_b < row_a + rows_a
+    columns_meet = column_a < column_b + width_b and column_b < column_a + width_a
+    return rows_meet and columns_meet
 
 
 class CloneEliminationPass:
