@@ -16,8 +16,7 @@ from ir_compile.testing import ir_graph, run_graph
 
 def clones(gm: torch.fx.GraphModule) -> list[str]:
     return [
-        n.name
-        for n in gm.graph.find_nodes(op="call_function", target=torch.ops.aten.clone.default)
+        n.name for n in gm.graph.find_nodes(op="call_function", target=torch.ops.aten.clone.default)
     ]
 
 
@@ -207,9 +206,7 @@ def test_removing_one_clone_is_seen_by_the_next() -> None:
     gm, elimination = eliminate(fn, *x_and_y())
     # Removing `first` makes `first.add_` write h; `second` is written before that write, so h
     # is read (by that write) after `second`'s write: second stays.
-    assert len(elimination.removed) == 1 and list(elimination.kept.values()) == [
-        "read after write"
-    ]
+    assert len(elimination.removed) == 1 and list(elimination.kept.values()) == ["read after write"]
     check_same_results(gm, fn, *x_and_y())
 
 

@@ -23,7 +23,9 @@ RESERVED = ("native", "unfused")
 
 def op_inputs(dtype: torch.dtype = torch.bfloat16) -> dict[str, tuple[Any, ...]]:
     torch.manual_seed(0)
-    return {op.name: op.generate_inputs(num_tokens=5, hidden_size=48, dtype=dtype) for op in ALL_OPS}
+    return {
+        op.name: op.generate_inputs(num_tokens=5, hidden_size=48, dtype=dtype) for op in ALL_OPS
+    }
 
 
 def every_op(inputs: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
@@ -74,7 +76,9 @@ def register_norm() -> IrOp:
         sample = x if variance_size is None else x[..., :variance_size]
         return x * torch.rsqrt(sample.pow(2).mean(-1, keepdim=True) + epsilon) * weight
 
-    def whole_rows(x: Tensor, weight: Tensor, epsilon: float, variance_size: int | None = None) -> bool:
+    def whole_rows(
+        x: Tensor, weight: Tensor, epsilon: float, variance_size: int | None = None
+    ) -> bool:
         return variance_size is None
 
     @norm.register_impl("fast", supports_args=whole_rows)
@@ -222,7 +226,7 @@ def test_reading_a_donated_activation_fails_the_compile(
 
     def model(a: Tensor, b: Tensor) -> Tensor:
         h = a + 1
-        out, other = scale_add.maybe_inplace(h, b, 3.0)
+        out, _ = scale_add.maybe_inplace(h, b, 3.0)
         return out + h
 
     with pytest.raises(Exception, match="donates its activation 'x'"):

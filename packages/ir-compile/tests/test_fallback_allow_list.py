@@ -137,6 +137,7 @@ def test_lazy_install_survives_find_spec(first: str) -> None:
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
@@ -166,13 +167,13 @@ def test_allow_listed_ops_skip_the_implicit_fallback_in_a_compile(
         def allowed(x: Tensor) -> Tensor:
             return x * 2
 
-        allowed.register_fake(lambda x: torch.empty_like(x))
+        allowed.register_fake(torch.empty_like)
 
         @torch.library.custom_op("ir_compile_test_other::deep", mutates_args=())
         def other(x: Tensor) -> Tensor:
             return x * 3
 
-        other.register_fake(lambda x: torch.empty_like(x))
+        other.register_fake(torch.empty_like)
 
         def model(x: Tensor) -> Tensor:
             for _ in range(4):
@@ -183,6 +184,6 @@ def test_allow_listed_ops_skip_the_implicit_fallback_in_a_compile(
         with caplog.at_level(logging.INFO, logger="torch._inductor.graph"):
             got = torch.compile(model, backend=ir_compile.backend())(x)
         torch.testing.assert_close(got, model(x))
-    assert rendered == ["ir_compile_test_other.deep.default"]
+    assert set(rendered) == {"ir_compile_test_other.deep.default"}  # rendered once per handler
     implicit = [r.getMessage() for r in caplog.records if "implicit fallback" in r.getMessage()]
     assert len(implicit) == 1 and "ir_compile_test_other" in implicit[0]

@@ -102,7 +102,7 @@ def test_a_view_of_a_graph_input_donates_the_input() -> None:
 def test_reading_a_donated_activation_later_is_an_error_naming_the_nodes() -> None:
     def fn(x: Tensor, r: Tensor, w: Tensor) -> Tensor:
         h = x * 2
-        out, residual = ops.fused_add_rms_norm.maybe_inplace(h, r, w, 1e-6)
+        out, _ = ops.fused_add_rms_norm.maybe_inplace(h, r, w, 1e-6)
         return out + h
 
     with pytest.raises(DonatedActivationReadError) as raised:
@@ -117,7 +117,7 @@ def test_reading_through_an_earlier_view_is_an_error() -> None:
     def fn(x: Tensor, r: Tensor, w: Tensor) -> Tensor:
         h = x * 2
         view = h[:2]
-        out, residual = ops.fused_add_rms_norm.maybe_inplace(h, r, w, 1e-6)
+        out, _ = ops.fused_add_rms_norm.maybe_inplace(h, r, w, 1e-6)
         return out + view.sum()
 
     with pytest.raises(DonatedActivationReadError, match="through its view 'view'"):

@@ -45,7 +45,7 @@ def test_kernel_set_providers_lower_like_eager(ir_device: Any) -> None:
         with preserved_priorities():
             op.set_default([provider, "native"])
             expected = op(*args)
-        gm = ir_graph(lambda *a, op=op: op(*a), *args)
+        gm = ir_graph(op, *args)
         lowering = IrLoweringPass(CompilePriorities(as_priority_config({op.name: [provider]})))
         lowering(gm.graph)
         assert lowering.selected[op.name] and set(lowering.selected[op.name].values()) == {

@@ -27,8 +27,8 @@ except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
 if TYPE_CHECKING:
-    from ir_compile.inductor_backend import IrCompileBackend, backend, install
     from ir_compile.fusion import FUSION_NAMES
+    from ir_compile.inductor_backend import IrCompileBackend, backend, install
     from ir_compile.pass_manager import IrPassManager
 
 _LAZY = {

@@ -107,7 +107,17 @@ def storage_key(value: object) -> int | None:
     return None
 
 
+STORAGE_META_KEY = "ir_compile_storage"
+"""Set by the lowering pass on nodes copied from a reused trace, whose fake values are shared
+with the first copy (Inductor recomputes them after the post-grad passes): their storage
+identity, so that aliasing stays visible until then."""
+
+
 def node_storage(node: Node) -> int | None:
+    """An identity of the storage of ``node``'s value (views share it), or ``None``."""
+    key = node.meta.get(STORAGE_META_KEY)
+    if key is not None:
+        return int(key)
     return storage_key(fake_value(node))
 
 

@@ -57,7 +57,9 @@ def _own_source_hash() -> str:
 def _donated_placeholders(graph: Graph) -> set[Node]:
     """The placeholders that ``maybe_inplace`` calls donated (marked by the pre-grad pass)."""
     by_storage = {
-        node_storage(p): p for p in graph.find_nodes(op="placeholder") if node_storage(p) is not None
+        node_storage(p): p
+        for p in graph.find_nodes(op="placeholder")
+        if node_storage(p) is not None
     }
     donated: set[Node] = set()
     for call in ir_calls(graph):
@@ -145,7 +147,7 @@ class IrPassManager(CustomGraphPass):
             entries.append([qualname, providers, [op.impls[p].uuid() for p in listed]])
         return entries
 
-    def uuid(self) -> str | None:  # type: ignore[override]
+    def uuid(self) -> str | None:
         """The cache key of this configuration, or ``None`` (caches bypassed) for a compile that
         donates graph inputs."""
         if self.inplace.donated_inputs:
@@ -187,7 +189,7 @@ class ChainedPass(CustomGraphPass):
         for graph_pass in self.passes:
             graph_pass(graph)
 
-    def uuid(self) -> str | None:  # type: ignore[override]
+    def uuid(self) -> str | None:
         parts: list[str] = []
         for graph_pass in self.passes:
             uuid = graph_pass.uuid() if isinstance(graph_pass, CustomGraphPass) else None

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -94,7 +94,7 @@ def _add_rms_norm() -> Pattern:
     )
 
 
-_BUILDERS = {
+_BUILDERS: dict[str, Callable[[], Pattern]] = {
     "add_rms_norm": _add_rms_norm,
     "fused_add_rms_norm_quant": lambda: composition_pattern(
         ops.fused_add_rms_norm_static_fp8_quant, x_and_weight_dtypes_agree
@@ -125,9 +125,7 @@ def check_fusion_names(fusions: Collection[str] | None) -> tuple[str, ...]:
         )
     unknown = [f for f in fusions if f not in FUSION_NAMES]
     if unknown:
-        raise ValueError(
-            f"unknown fusion {unknown[0]!r}; fusions: {', '.join(FUSION_NAMES)}"
-        )
+        raise ValueError(f"unknown fusion {unknown[0]!r}; fusions: {', '.join(FUSION_NAMES)}")
     return tuple(name for name in FUSION_NAMES if name in fusions)
 
 
@@ -144,7 +142,7 @@ class FusionPass:
     def __call__(self, graph: Graph) -> None:
         from torch._inductor.pattern_matcher import stable_topological_sort
 
-        self.counts = {name: 0 for name in self.fusions}
+        self.counts = dict.fromkeys(self.fusions, 0)
         for name in self.fusions:
             pattern = fusion_pattern(name)
             anchor_target = pattern.calls[-1].target
@@ -162,4 +160,3 @@ class FusionPass:
         applied = {k: v for k, v in self.counts.items() if v}
         if applied:
             logger.info("FusionPass: %s", ", ".join(f"{k} x{v}" for k, v in applied.items()))
-

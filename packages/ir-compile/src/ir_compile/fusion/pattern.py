@@ -304,4 +304,3 @@ def x_and_weight_dtypes_agree(bindings: Mapping[str, Any]) -> bool:
     if isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor):
         return x.dtype == weight.dtype
     return True
-

@@ -250,11 +250,13 @@ def uninstall() -> None:
         if lowering is None:
             return
         current = getattr(lowering, _NAME, None)
-        if isinstance(current, PrefixAllowList):
-            setattr(lowering, _NAME, current.original)
-            graph = sys.modules.get(GRAPH_MODULE)
-            if graph is not None and getattr(graph, _NAME, None) is current:
-                setattr(graph, _NAME, current.original)
+        if not isinstance(current, PrefixAllowList):
+            return
+        original = current.original
+        setattr(lowering, _NAME, original)
+        graph = sys.modules.get(GRAPH_MODULE)
+        if graph is not None and getattr(graph, _NAME, None) is current:
+            setattr(graph, _NAME, original)
 
 
 def installed() -> PrefixAllowList | None:

@@ -30,7 +30,13 @@ import torch
 from torch.fx import Graph, Node
 from torch.fx.experimental.symbolic_shapes import statically_known_true, sym_eq
 
-from ir_compile.fx_utils import fake_value, node_storage, output_nodes, position_of, written_arguments
+from ir_compile.fx_utils import (
+    fake_value,
+    node_storage,
+    output_nodes,
+    position_of,
+    written_arguments,
+)
 
 logger = logging.getLogger(__name__)
 

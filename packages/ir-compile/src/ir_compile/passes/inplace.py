@@ -121,9 +121,7 @@ def _absent_output_is_used(call: IrCall, args: tuple[object, ...]) -> bool:
     """Whether an output standing for a ``None`` activation has users (outputs follow the
     activations, in order)."""
     names = call.op.signature.parameter_names
-    absent = [
-        i for i, name in enumerate(call.op.activations) if args[names.index(name)] is None
-    ]
+    absent = [i for i, name in enumerate(call.op.activations) if args[names.index(name)] is None]
     if not absent:
         return False
     users = getitem_users(call.node)
@@ -157,4 +155,3 @@ def _check_not_read_later(
             if storage is not None and user not in seen and node_storage(user) == storage:
                 seen.add(user)
                 frontier.append(user)
-

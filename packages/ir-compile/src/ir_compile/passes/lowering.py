@@ -178,9 +178,7 @@ class IrLoweringPass:
             self.result.cache_hits += 1
         _check_outputs(node, trace, outputs)
 
-        value, new_nodes = inline_trace(
-            graph, node, trace, args, fresh=fresh, fake_mode=fake_mode
-        )
+        value, new_nodes = inline_trace(graph, node, trace, args, fresh=fresh)
         value, clones = _unalias_inputs(graph, node, value, args, fake_mode)
         _replace_outputs(node, value, outputs)
         graph.erase_node(node)

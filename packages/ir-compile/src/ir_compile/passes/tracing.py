@@ -10,7 +10,14 @@ symbolic shapes; tensors and symbolic scalars become the trace's inputs, every o
 :class:`TraceKey` says when two nodes would trace to the same graph: same op, overload and
 provider, and arguments equal in everything a trace can depend on (tensor metadata including
 strides and storage offset, symbolic sizes by expression, constants by value, and which
-arguments are the same node). One trace then serves every such node.
+arguments share storage). One trace then serves every such node.
+
+A reused trace is copied without running its nodes again: the copies share the first copy's
+fake values, which have the right metadata, and get their own storage identities
+(``fx_utils.STORAGE_META_KEY``: a view of an input gets the input's, any other storage a new
+one). Inductor recomputes the fake values of new nodes right after the post-grad passes
+(``FakeTensorUpdater``), so only ir-compile's own passes read them in between, through
+``fx_utils.node_storage``. Recomputing them here instead would double the cost of a reuse.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 import torch
 from torch.fx import Graph, GraphModule, Node
 
-from ir_compile.fx_utils import fake_context, run_on_fake_values
+from ir_compile.fx_utils import STORAGE_META_KEY, fake_context, node_storage, storage_key
 from ir_op import IrOpImpl, enable_torch_wrap
 
 _SYMBOLIC = (torch.SymInt, torch.SymFloat, torch.SymBool)
@@ -40,6 +47,7 @@ _PLAIN_CONSTANTS = (
 )
 
 _constant_names = itertools.count()
+_copied_storages = itertools.count(1)  # negative identities: never a real storage's
 
 
 class UncacheableArgument(Exception):
@@ -86,19 +94,27 @@ class TraceKey:
     overload: str
     provider: str
     arguments: tuple[Any, ...]
-    same_as: tuple[int, ...]
-    """For each argument, the index of the first argument that is the same graph node."""
+    shares_with: tuple[int, ...]
+    """For each argument, the index of the first argument that is the same node, or a tensor of
+    the same storage."""
 
     @classmethod
     def of(
         cls, qualname: str, overload: str, provider: str, args: Sequence[Any], fakes: Sequence[Any]
     ) -> TraceKey:
         """Raises :class:`UncacheableArgument` for arguments without a value identity."""
-        first: dict[int, int] = {}
-        same_as = tuple(
-            first.setdefault(id(a), i) if isinstance(a, Node) else i for i, a in enumerate(args)
-        )
-        return cls(qualname, overload, provider, tuple(_argument_key(f) for f in fakes), same_as)
+        first: dict[tuple[str, int], int] = {}
+        shares_with = []
+        for i, arg in enumerate(args):
+            storage = node_storage(arg) if isinstance(arg, Node) else None
+            if storage is not None:
+                shares_with.append(first.setdefault(("storage", storage), i))
+            elif isinstance(arg, Node):
+                shares_with.append(first.setdefault(("node", id(arg)), i))
+            else:
+                shares_with.append(i)
+        arguments = tuple(_argument_key(f) for f in fakes)
+        return cls(qualname, overload, provider, arguments, tuple(shares_with))
 
 
 def is_traced_input(value: object) -> bool:
@@ -113,6 +129,8 @@ class Trace:
 
     graph_module: GraphModule
     input_positions: tuple[int, ...]
+    input_storages: dict[int, int]
+    """Storage of an input's fake value -> index of the (first) input holding it."""
 
 
 def trace_implementation(impl: IrOpImpl, fakes: Sequence[Any], fake_mode: Any) -> Trace:
@@ -138,35 +156,33 @@ def trace_implementation(impl: IrOpImpl, fakes: Sequence[Any], fake_mode: Any) -
         graph_module = make_fx(run, select_decomp_table(), tracing_mode="real")(
             *[fakes[p] for p in positions]
         )
-    return Trace(graph_module, positions)
+    input_storages: dict[int, int] = {}
+    for index, position in enumerate(positions):
+        key = storage_key(fakes[position])
+        if key is not None:
+            input_storages.setdefault(key, index)
+    return Trace(graph_module, positions, input_storages)
 
 
 def inline_trace(
-    graph: Graph,
-    before: Node,
-    trace: Trace,
-    args: Sequence[Any],
-    *,
-    fresh: bool,
-    fake_mode: Any,
+    graph: Graph, before: Node, trace: Trace, args: Sequence[Any], *, fresh: bool
 ) -> tuple[Any, list[Node]]:
     """Copy ``trace``'s nodes into ``graph`` before ``before``, fed with ``args`` (by position).
 
     Returns the copied output (a node, a tuple of nodes and ``None``, mirroring what the
-    implementation returned) and the new nodes. With ``fresh`` the trace was made on these very
-    arguments and its fake values are kept; a reused trace gets its fake values recomputed, so
-    no two nodes share a fake tensor (Inductor reasons about aliasing from their storages).
+    implementation returned) and the new nodes. ``fresh`` says the trace was made on these very
+    arguments; otherwise the copies get storage identities of their own (see the module doc).
     Constants of the trace are registered on the graph's module under fresh names.
     """
     source = trace.graph_module
     placeholders = list(source.graph.find_nodes(op="placeholder"))
-    env: dict[Node, Any] = {
-        ph: args[position] for ph, position in zip(placeholders, trace.input_positions, strict=True)
-    }
+    inputs = [args[position] for position in trace.input_positions]
+    env: dict[Node, Any] = dict(zip(placeholders, inputs, strict=True))
+    storages: dict[int, int] = {}
     new_nodes: list[Node] = []
     output: Any = None
     stack_trace = before.meta.get("stack_trace")
-    with graph.inserting_before(before), fake_context(None if fresh else fake_mode):
+    with graph.inserting_before(before):
         for node in source.graph.nodes:
             if node.op == "placeholder":
                 continue
@@ -178,7 +194,7 @@ def inline_trace(
             else:
                 copied = graph.node_copy(node, lambda n: env[n])
                 if not fresh:
-                    copied.meta["val"] = run_on_fake_values(copied)
+                    _give_own_storage(copied, trace, inputs, storages)
             if stack_trace is not None:
                 copied.meta["stack_trace"] = stack_trace
             env[node] = copied
@@ -186,12 +202,29 @@ def inline_trace(
     return output, new_nodes
 
 
+def _give_own_storage(
+    copied: Node, trace: Trace, inputs: Sequence[Any], storages: dict[int, int]
+) -> None:
+    """The storage identity of a node copied from a reused trace: its input's for a view of
+    an input, else one per storage of the trace, new for this copy."""
+    key = storage_key(copied.meta.get("val"))
+    if key is None:
+        return
+    index = trace.input_storages.get(key)
+    if index is not None and isinstance(inputs[index], Node):
+        identity = node_storage(inputs[index])
+    else:
+        identity = storages.setdefault(key, -next(_copied_storages))
+    if identity is not None:
+        copied.meta[STORAGE_META_KEY] = identity
+
+
 def _copy_constant(graph: Graph, source: GraphModule, node: Node) -> Node:
     owner = graph.owning_module
     if owner is None:
         raise RuntimeError("cannot inline a trace with constants into a graph without a module")
     assert isinstance(node.target, str)
-    value = torch.fx.graph_module._get_attr(source, node.target)  # type: ignore[attr-defined]
+    value = torch.fx.graph_module._get_attr(source, node.target)
     name = f"_ir_lowered_constant_{next(_constant_names)}"
     setattr(owner, name, value)
     copied = graph.get_attr(name)
