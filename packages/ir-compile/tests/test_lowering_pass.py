@@ -179,9 +179,7 @@ def test_reused_traces_keep_aliasing_visible(dynamic: bool) -> None:
     assert lower.result.cache_hits == 4
     ours = storage_classes(gm, node_storage)
     placeholders = [n.meta["val"] for n in gm.graph.find_nodes(op="placeholder")]
-    FakeTensorProp(gm, detect_fake_mode(placeholders)).propagate_dont_convert_inputs(
-        *placeholders
-    )
+    FakeTensorProp(gm, detect_fake_mode(placeholders)).propagate_dont_convert_inputs(*placeholders)
     fresh = storage_classes(gm, lambda n: storage_key(n.meta.get("val")))
     assert ours == fresh
     assert any(len(group) > 1 for group in fresh)  # views exist, so the check means something

@@ -124,14 +124,28 @@ def test_uuid_follows_the_source_of_implementations_it_may_select(
         path.write_text(PROVIDER_SOURCE)
     halve.register_impl("listed")(load_module(listed, "ir_compile_test_listed").halve)
     halve.register_impl("unlisted")(load_module(unlisted, "ir_compile_test_unlisted").halve)
-    halve.set_default(["listed", "native"])
-
     manager = IrPassManager()
-    first = manager.uuid()
-    unlisted.write_text(PROVIDER_SOURCE + "# edited\n")
-    assert manager.uuid() == first  # never selected under this priority
-    listed.write_text(PROVIDER_SOURCE + "# edited\n")
-    assert manager.uuid() != first
+    with halve.set_priority(["listed", "native"]):  # restored: the files do not outlive the test
+        first = manager.uuid()
+        unlisted.write_text(PROVIDER_SOURCE + "# edited\n")
+        assert manager.uuid() == first  # never selected under this priority
+        listed.write_text(PROVIDER_SOURCE + "# edited\n")
+        assert manager.uuid() != first
+
+
+def test_no_uuid_when_an_implementation_has_no_source(isolated: dict[str, IrOp]) -> None:
+    @register_op
+    def negate(x: Tensor) -> Tensor:
+        return -x
+
+    namespace: dict[str, Any] = {"Tensor": Tensor}
+    exec("def negate_generated(x: Tensor) -> Tensor:\n    return x.neg()\n", namespace)
+    negate.register_impl("generated")(namespace["negate_generated"])
+    manager = IrPassManager()
+    assert manager.uuid()
+    with negate.set_priority(["generated", "native"]):
+        assert manager.uuid() is None  # Inductor then bypasses its caches
+    assert manager.uuid()
 
 
 def test_no_uuid_for_a_compile_that_donates_graph_inputs() -> None:

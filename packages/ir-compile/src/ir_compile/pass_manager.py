@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from ir_compile.report import CompileReport
 from ir_op.hashing import hash_files
 from ir_op.naming import NATIVE
 from ir_op.op import _OPS_BY_QUALNAME
+
+logger = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -66,7 +69,10 @@ def _donated_placeholders(graph: Graph) -> set[Node]:
         names = call.node.meta.get("custom", {}).get(DONATES_META_KEY, ())
         if not names:
             continue
-        args = call.bound_args()
+        try:
+            args = call.bound_args()
+        except TypeError:  # the lowering pass names such a node
+            continue
         parameters = call.op.signature.parameter_names
         for name in names:
             value = args[parameters.index(name)]
@@ -152,13 +158,18 @@ class IrPassManager(CustomGraphPass):
         donates graph inputs."""
         if self.inplace.donated_inputs:
             return None
+        try:
+            priorities = self._priority_fingerprint()
+        except (OSError, ValueError) as e:  # an implementation without a source file
+            logger.info("IrPassManager has no cache key, Inductor's caches are bypassed: %s", e)
+            return None
         payload = {
             "ir_compile": [ir_compile.__version__, _own_source_hash()],
             "torch": torch.__version__,
             "fusions": list(self.fusion.fusions),
             "priority_override": str(self.priority) if self.priority is not None else None,
             "eliminate_clones": self.eliminate_clones,
-            "priorities": self._priority_fingerprint(),
+            "priorities": priorities,
         }
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,13 +104,13 @@ class IrLoweringPass:
         start = time.perf_counter()
         self.result = result = LoweringResult()
         traces: dict[TraceKey, Trace] = {}
-        worklist: list[tuple[Node, int]] = []
+        worklist: deque[tuple[Node, int]] = deque()
         for node in graph.nodes:
             if ir_call(node) is not None or _functionalized_ir_call(node):
                 worklist.append((node, 0))
         with self.priorities.applied() as scope:
             while worklist:
-                node, depth = worklist.pop(0)
+                node, depth = worklist.popleft()
                 call = ir_call(node)
                 try:
                     if call is None:
