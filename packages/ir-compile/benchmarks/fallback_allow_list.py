@@ -12,13 +12,16 @@ ops between layers chain up the same way). Both runs compile the same model on t
 Inductor's caches off; only the operators' namespace differs: one the patch allow-lists, one it
 does not. Reported: the time Inductor spends lowering the custom-op nodes (``GraphLowering.
 call_function`` on them, where the fallback decision and its log line happen) and the whole
-compile.
+compile. Torch 2.13 and later render the log line's text only when it is logged;
+``--inductor-info-log`` turns that log on (as ``TORCH_LOGS=+inductor`` would).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import logging
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -108,14 +111,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--depth", type=int, default=0)
+    parser.add_argument("--inductor-info-log", action="store_true")
     options = parser.parse_args()
 
+    if options.inductor_info_log:
+        graph_log = logging.getLogger("torch._inductor.graph")
+        graph_log.setLevel(logging.INFO)
+        graph_log.addHandler(logging.FileHandler(os.devnull))  # formats each record, discards it
     allowed = [f"ir_bench_allowed_{k}::" for k in range(len(options.nodes))]
     ir_compile.inductor_patches.install(prefixes=[*allowed, "ir_bench_warmup::"])
     run("ir_bench_warmup", 2, 2)  # imports, the C++ toolchain probe
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"distinct custom ops, {options.depth} pointwise ops between"
+        + (", Inductor's info log on" if options.inductor_info_log else "")
     )
     print(
         "| nodes | custom-op namespace | lowering the custom-op nodes | per node | whole compile |"
