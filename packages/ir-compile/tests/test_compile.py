@@ -21,10 +21,12 @@ ALL_OPS = [getattr(ops, name) for name in ops.__all__]
 RESERVED = ("native", "unfused")
 
 
-def op_inputs(dtype: torch.dtype = torch.bfloat16) -> dict[str, tuple[Any, ...]]:
+def op_inputs(device: str, dtype: torch.dtype = torch.bfloat16) -> dict[str, tuple[Any, ...]]:
+    """Every op's generated inputs on ``device`` (the platform's: a kernel set takes no others)."""
     torch.manual_seed(0)
     return {
-        op.name: op.generate_inputs(num_tokens=5, hidden_size=48, dtype=dtype) for op in ALL_OPS
+        op.name: op.generate_inputs(num_tokens=5, hidden_size=48, dtype=dtype, device=device)
+        for op in ALL_OPS
     }
 
 
@@ -50,10 +52,12 @@ def assignment(kind: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("kind", ["native", "unfused", "kernel_sets"])
-def test_every_op_compiles_to_what_eager_computes(compiling: None, kind: str) -> None:
+def test_every_op_compiles_to_what_eager_computes(
+    compiling: None, ir_device: Any, kind: str
+) -> None:
     """Each op under each provider: compiled (lowered through that provider) equals eager."""
     priority = IrOpPriorityConfig.from_dict(assignment(kind))
-    inputs = op_inputs()
+    inputs = op_inputs(ir_device.tensor_device)
     with priority.set_priority():
         expected = every_op(inputs)
     backend = ir_compile.backend(priority=priority, fusions=())
