@@ -75,6 +75,8 @@ INPUT_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
     "rms_norm": ({"with_weight": False}, {"variance_size": 64}),
     "fused_add_rms_norm": ({"with_weight": False}, {"variance_size": 64}),
     "gelu_and_mul_sparse": ({"approximate": "none"}, {"std_multiplier": -3.0}),
+    "gelu_and_mul": ({"approximate": "tanh"},),
+    "static_scaled_fp8_quant": ({"calibration": 0.5},),
 }
 """Generator options other than the defaults, per op, tried on a few shapes.
 
