@@ -28,7 +28,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
-from ir_kernels_rocm.configs import CDNA_ROW_TABLE, launch_options
+from ir_kernels_rocm.configs import CDNA_ROW_TABLE
 from ir_op import ops
 from ir_op.triton import KernelLauncher, RowTable, define_kernel_op, tracing
 from ir_op.triton.rows import row_stride
@@ -192,7 +192,7 @@ def launch_gated_activation(x: Tensor, out: Tensor, activation: int, traced: boo
         config.block,
         config.rows,
         activation,
-        **launch_options(config),
+        num_warps=config.num_warps,
     )
 
 
@@ -206,7 +206,6 @@ def launch_gelu_and_mul_sparse(
         return
     config = ROW_TABLE.config(d)
     activation = _GELU[approximate]
-    options = launch_options(config)
     if config.looped:
         launcher = SPARSE_LOOPED_LAUNCHER
         (launcher.traced if traced else launcher.launch)(
@@ -218,7 +217,7 @@ def launch_gelu_and_mul_sparse(
             d,
             config.block,
             activation,
-            **options,
+            num_warps=config.num_warps,
         )
         return
     launcher = SPARSE_ROWS_LAUNCHER
@@ -233,7 +232,7 @@ def launch_gelu_and_mul_sparse(
         config.block,
         config.rows,
         activation,
-        **options,
+        num_warps=config.num_warps,
     )
 
 

@@ -4,12 +4,14 @@ AMD GPUs convert float32 to fp8 in hardware in one format per generation:
 
 - CDNA3 (MI300, ``gfx94x``): ``torch.float8_e4m3fnuz`` (max 240, one NaN, no negative zero),
   with ``v_cvt_pk_fp8_f32``;
-- CDNA4 (MI350, ``gfx950``) and RDNA4 (``gfx12xx``): the OCP ``torch.float8_e4m3fn`` (max 448).
+- CDNA4 (MI350, ``gfx950``) and RDNA4 (``gfx12xx``): the OCP ``torch.float8_e4m3fn`` (max 448),
+  with ``v_cvt_scalef32_pk_fp8_f32`` on gfx950.
 
-Triton emulates the other format in software: on gfx942 its e4m3fn conversion takes about 2.5
-times the instructions of the hardware one, and on gfx950 its e4m3fnuz conversion fails to
-compile for some tile shapes (Triton 3.6). So the providers take only each generation's hardware
-format and leave the other to the native implementation. Older GPUs (MI200 ``gfx90a``, RDNA3) have no fp8 conversion: none.
+The other generation's format is left to the native implementation: with Triton 3.6, this
+kernel's e4m3fn conversion fails to link for gfx942, and its e4m3fnuz conversion for gfx950 is
+emulated in software, about three times the instructions of the kernel with the hardware one
+(``tests/test_kernels_compile.py`` checks both). GPUs without fp8 conversions (MI200
+``gfx90a``, RDNA3) take none.
 
 While the platform is emulated (Triton's interpreter on CPU tensors) both formats are taken, so CI
 covers the two generations' kernels.

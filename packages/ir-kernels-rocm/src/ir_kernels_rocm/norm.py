@@ -41,7 +41,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
-from ir_kernels_rocm.configs import CDNA_ROW_TABLE, launch_options
+from ir_kernels_rocm.configs import CDNA_ROW_TABLE
 from ir_op import ops
 from ir_op.triton import KernelLauncher, RowTable, define_kernel_op, tracing
 from ir_op.triton.rows import row_stride
@@ -283,7 +283,6 @@ def launch_rms_norm(
     if n_rows == 0:
         return
     config = ROW_TABLE.config(n_cols)
-    options = launch_options(config)
     stat_cols = n_cols if variance_size is None else variance_size
     has_weight = weight is not None
     if config.looped:
@@ -305,7 +304,7 @@ def launch_rms_norm(
             config.block,
             residual is not None,
             has_weight,
-            **options,
+            num_warps=config.num_warps,
         )
     elif residual is None or residual_out is None:
         launcher = ROWS_LAUNCHER
@@ -322,7 +321,7 @@ def launch_rms_norm(
             config.block,
             config.rows,
             has_weight,
-            **options,
+            num_warps=config.num_warps,
         )
     else:
         launcher = FUSED_ROWS_LAUNCHER
@@ -344,7 +343,7 @@ def launch_rms_norm(
             config.block,
             config.rows,
             has_weight,
-            **options,
+            num_warps=config.num_warps,
         )
 
 

@@ -22,7 +22,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
-from ir_kernels_rocm.configs import CDNA_ROW_TABLE, launch_options
+from ir_kernels_rocm.configs import CDNA_ROW_TABLE
 from ir_kernels_rocm.fp8 import fp8_formats
 from ir_op import ops
 from ir_op.ops._fp8 import fp8_max
@@ -94,7 +94,7 @@ def launch_static_fp8_quant(x: Tensor, scale: Tensor, out: Tensor, traced: bool)
         _FP8_MAX[out.dtype],
         config.block,
         config.rows,
-        **launch_options(config),
+        num_warps=config.num_warps,
     )
     fp8_store_finish(out, target)
 
