@@ -126,7 +126,7 @@ def _device() -> str:
     return current_platform().tensor_device
 
 
-# -- registration -----------------------------------------------------------------------------------
+# -- registration -------------------------------------------------------------------------------
 
 
 def test_without_aiter_the_provider_is_unsupported_and_says_why() -> None:
@@ -173,10 +173,12 @@ def test_a_failing_aiter_import_is_the_reason() -> None:
             reason = ops.rms_norm.impls[AITER].unsupported_reason
     finally:
         sys.meta_path.remove(finder)
-    assert reason == "aiter failed to import: OSError: libamdhip64.so: cannot open shared object file"
+    assert (
+        reason == "aiter failed to import: OSError: libamdhip64.so: cannot open shared object file"
+    )
 
 
-# -- the platform defaults --------------------------------------------------------------------------
+# -- the platform defaults ----------------------------------------------------------------------
 
 
 def test_rocm_defaults_put_aiter_first_when_installed() -> None:
@@ -212,7 +214,7 @@ def test_rocm_defaults_without_aiter() -> None:
         )
 
 
-# -- calls ------------------------------------------------------------------------------------------
+# -- calls --------------------------------------------------------------------------------------
 
 
 def test_rms_norm_flattens_to_2d_without_copies() -> None:
@@ -251,7 +253,9 @@ def test_a_per_head_slice_of_fused_qkv_is_not_taken() -> None:
     with standin_aiter() as standin, preserved_priorities():
         device = _device()
         tokens, q_heads, kv_heads, head_size = 4, 8, 2, 16
-        qkv = random_rows([tokens], (q_heads + 2 * kv_heads) * head_size, torch.bfloat16, device=device)
+        qkv = random_rows(
+            [tokens], (q_heads + 2 * kv_heads) * head_size, torch.bfloat16, device=device
+        )
         q = qkv.view(tokens, q_heads + 2 * kv_heads, head_size)[:, :q_heads]
         w = random_rows([], head_size, torch.bfloat16, device=device)
         with pytest.raises(RuntimeError):
@@ -361,8 +365,9 @@ import json, os
 import torch
 
 def _log(name, *tensors):
+    record = [name, [list(t.shape) for t in tensors], [str(t.dtype) for t in tensors]]
     with open(os.environ["AITER_CALLS"], "a") as f:
-        f.write(json.dumps([name, [list(t.shape) for t in tensors], [str(t.dtype) for t in tensors]]) + "\\n")
+        f.write(json.dumps(record) + "\\n")
 
 def rms_norm(input, weight, epsilon):
     _log("rms_norm", input, weight)

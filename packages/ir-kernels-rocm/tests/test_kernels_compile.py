@@ -79,7 +79,9 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
     return recorders
 
 
-def compile_for(target: GPUTarget, kernel: Any, args: tuple[Any, ...], options: dict[str, Any]) -> Any:
+def compile_for(
+    target: GPUTarget, kernel: Any, args: tuple[Any, ...], options: dict[str, Any]
+) -> Any:
     """Compile as ``JITFunction.run`` would for these arguments, for ``target``."""
     backend = make_backend(target)
     jit = JITFunction(getattr(kernel, "fn", kernel))  # the interpreter wraps the same function

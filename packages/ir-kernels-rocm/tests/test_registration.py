@@ -161,7 +161,7 @@ def test_quant_takes_the_formats_of_the_platform(ir_device: DeviceUnderTest) -> 
     assert not impl.supports_args(x.t(), scale, fmt), "transposed"
 
 
-# -- kernels ----------------------------------------------------------------------------------------
+# -- kernels ------------------------------------------------------------------------------------
 
 TINY_TABLE = RowTable(
     max_block=64,
@@ -183,7 +183,11 @@ def _calls(device: str, width: int) -> list[tuple[IrOp, Callable[..., Any], tupl
     return [
         (ops.rms_norm, norm.rms_norm_rocm, (t(5, width), t(width), 1e-6)),
         (ops.rms_norm, norm.rms_norm_rocm, (t(5, width, strided=True), None, 1e-6, width // 3)),
-        (ops.fused_add_rms_norm, norm.fused_add_rms_norm_rocm, (t(3, width), t(3, width), None, 1e-5)),
+        (
+            ops.fused_add_rms_norm,
+            norm.fused_add_rms_norm_rocm,
+            (t(3, width), t(3, width), None, 1e-5),
+        ),
         (
             ops.fused_add_rms_norm,
             norm.fused_add_rms_norm_rocm_inplace,
@@ -239,7 +243,7 @@ def test_one_buffer_for_x_and_residual_computes_out_of_place(ir_device: DeviceUn
     assert_outputs_close(ops.fused_add_rms_norm, (out, residual), expected)
 
 
-# -- tracing and torch.compile ----------------------------------------------------------------------
+# -- tracing and torch.compile ------------------------------------------------------------------
 
 LAUNCHERS = (
     norm.ROWS_LAUNCHER,
@@ -279,7 +283,11 @@ def _kernel_op_cases(device: str) -> list[tuple[torch._ops.OpOverload, IrOp, tup
     return [
         (norm.RMS_NORM_OP, ops.rms_norm, (t(5, 64), t(64), 1e-6, None)),
         (norm.RMS_NORM_OP, ops.rms_norm, (t(5, 80)[:, :64], None, 1e-6, 16)),
-        (norm.FUSED_ADD_RMS_NORM_OP, ops.fused_add_rms_norm, (t(5, 64), t(5, 64), t(64), 1e-6, None)),
+        (
+            norm.FUSED_ADD_RMS_NORM_OP,
+            ops.fused_add_rms_norm,
+            (t(5, 64), t(5, 64), t(64), 1e-6, None),
+        ),
         (activation.SILU_AND_MUL_OP, ops.silu_and_mul, (t(5, 64),)),
         (activation.GELU_AND_MUL_OP, ops.gelu_and_mul, (t(5, 64), "tanh")),
         (activation.GELU_AND_MUL_SPARSE_OP, ops.gelu_and_mul_sparse, (t(5, 64), 1.2, "tanh")),

@@ -60,7 +60,6 @@ def test_default_priorities_per_platform() -> None:
         assert compiled["rms_norm"] == ("native",)
 
 
-
 def test_rocm_eager_defaults_put_aiter_first_where_it_is_installed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -10,9 +10,9 @@ import torch
 
 pytest.importorskip("triton")
 
-from ir_op.testing import forced_platform  # noqa: E402
-from ir_op.triton import fp8 as fp8_store  # noqa: E402
-from ir_op.triton import supports  # noqa: E402
+from ir_op.testing import forced_platform
+from ir_op.triton import fp8 as fp8_store
+from ir_op.triton import supports
 
 
 def t(*shape: int, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:

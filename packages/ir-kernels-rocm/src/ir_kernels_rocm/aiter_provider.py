@@ -198,7 +198,9 @@ def rms_norm_aiter(
     x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
 ) -> Tensor:
     rows = _rows(x)
-    out = aiter_rms_norm(rows, weight, epsilon) if tracing() else _rms_norm_2d(rows, weight, epsilon)
+    out = (
+        aiter_rms_norm(rows, weight, epsilon) if tracing() else _rms_norm_2d(rows, weight, epsilon)
+    )
     return out.view(x.shape)
 
 
