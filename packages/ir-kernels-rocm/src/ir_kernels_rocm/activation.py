@@ -58,7 +58,7 @@ def activate(g, ACTIVATION: tl.constexpr):  # type: ignore[no-untyped-def]
         return g / (1.0 + tl.exp(-2.0 * u))
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit
 def relu_keep_nan(v):  # type: ignore[no-untyped-def]
     return tl.where(v < 0.0, 0.0, v)
 
