@@ -13,21 +13,23 @@ AITER) it is registered as unsupported with the reason, which ``ir-op info`` sho
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ir_kernels_rocm._support import PROVIDED_OPS, triton_missing_reason
+from ir_kernels_rocm._support import KERNEL_SET, PROVIDED_OPS
+from ir_op.platforms.rocm import AITER_PROVIDER
 
 try:
     __version__ = version("ir-kernels-rocm")
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
-if triton_missing_reason() is None:
+if KERNEL_SET.triton_missing_reason() is None:
     from ir_kernels_rocm import activation, norm, quant  # noqa: F401  (importing registers)
     from ir_kernels_rocm.aiter_provider import register as _register_aiter
 
     _register_aiter()
 else:
-    from ir_kernels_rocm._without_triton import register_unsupported
-
-    register_unsupported()
+    # The aiter provider's argument checks come from ir_op.triton too. ROCm builds of torch
+    # always bring Triton, so this is a broken install, not a configuration.
+    KERNEL_SET.register_unsupported()
+    KERNEL_SET.register_unsupported(AITER_PROVIDER, ("rms_norm", "fused_add_rms_norm"))
 
 __all__ = ["PROVIDED_OPS", "__version__"]

@@ -9,18 +9,16 @@ unsupported with the reason, which ``ir-op info`` shows.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ir_kernels_xpu._support import PROVIDED_OPS, triton_missing_reason
+from ir_kernels_xpu._support import KERNEL_SET, PROVIDED_OPS
 
 try:
     __version__ = version("ir-kernels-xpu")
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
-if triton_missing_reason() is None:
+if KERNEL_SET.triton_missing_reason() is None:
     from ir_kernels_xpu import activation, norm, quant  # noqa: F401  (importing registers)
 else:
-    from ir_kernels_xpu._without_triton import register_unsupported
-
-    register_unsupported()
+    KERNEL_SET.register_unsupported()
 
 __all__ = ["PROVIDED_OPS", "__version__"]

@@ -8,42 +8,26 @@ Inductor was tested with.
 
 from __future__ import annotations
 
-import importlib.util
+from ir_op.platforms.triton_kernel_set import TritonKernelSet
 
-PLATFORM = "xpu"
-PROVIDER = "xpu"
-
-PROVIDED_OPS = (
-    "rms_norm",
-    "fused_add_rms_norm",
-    "silu_and_mul",
-    "gelu_and_mul",
-    "gelu_and_mul_sparse",
-    "static_scaled_fp8_quant",
+KERNEL_SET = TritonKernelSet(
+    platform="xpu",
+    provider="xpu",
+    ops=(
+        "rms_norm",
+        "fused_add_rms_norm",
+        "silu_and_mul",
+        "gelu_and_mul",
+        "gelu_and_mul_sparse",
+        "static_scaled_fp8_quant",
+    ),
+    triton_hint=(
+        "XPU builds of torch bring it as pytorch-triton-xpu; install torch from the XPU index"
+    ),
 )
+PROVIDER = KERNEL_SET.provider
+PROVIDED_OPS = KERNEL_SET.ops
 """The ops this kernel set registers an ``xpu`` provider for (checked against the registry by a
 test)."""
-
-
-def triton_missing_reason() -> str | None:
-    """Why Triton cannot be used here (not installed), or ``None``."""
-    if importlib.util.find_spec("triton") is None:
-        return (
-            "triton is not installed (XPU builds of torch bring it as pytorch-triton-xpu; "
-            "install torch from the XPU index)"
-        )
-    return None
-
-
-def unsupported_reason() -> str | None:
-    """Why the ``xpu`` provider cannot run on this machine, or ``None`` when it can."""
-    missing = triton_missing_reason()
-    if missing is not None:
-        return missing
-    from ir_op.triton import triton_unsupported_reason
-
-    return triton_unsupported_reason(PLATFORM)
-
-
-def supported() -> bool:
-    return unsupported_reason() is None
+supported = KERNEL_SET.supported
+unsupported_reason = KERNEL_SET.unsupported_reason
