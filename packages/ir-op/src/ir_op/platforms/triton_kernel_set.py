@@ -1,8 +1,9 @@
-"""Where a Triton kernel set's providers can run, and their registration without Triton.
+"""A Triton kernel set's providers where Triton is missing.
 
-A Triton kernel set (ir-kernels-cuda, -rocm, -xpu) runs on its own platform, real or emulated
-while Triton interprets, and only where Triton imports. Each describes itself once with a
-:class:`TritonKernelSet` and passes its bound methods to ``register_impl``::
+A Triton kernel set (ir-kernels-cuda, -rocm, -xpu) runs only where Triton imports, on its own
+platform (real, or emulated while Triton interprets: ``triton_unsupported_reason`` of the
+``triton`` extra checks that part, once Triton is known to be there). Each describes itself once with a
+:class:`TritonKernelSet`::
 
     KERNEL_SET = TritonKernelSet(
         platform="rocm",
@@ -10,17 +11,10 @@ while Triton interprets, and only where Triton imports. Each describes itself on
         ops=("rms_norm", ...),
         triton_hint="ROCm builds of torch bring it as pytorch-triton-rocm; ...",
     )
-    ops.rms_norm.register_impl(
-        KERNEL_SET.provider,
-        supported=KERNEL_SET.supported,
-        unsupported_reason=KERNEL_SET.unsupported_reason,
-        ...
-    )
 
-Where Triton is missing the kernels cannot even be defined: :meth:`register_unsupported`
-registers each provider all the same, unsupported and with the reason, so ``ir-op info`` says
-why the kernel set does nothing. Nothing here imports Triton (only :meth:`unsupported_reason`
-does, lazily, once Triton is known to be there).
+Where Triton is missing, the kernels cannot even be defined: :meth:`register_unsupported`
+registers each provider all the same, unsupported with :meth:`triton_missing_reason`, so
+``ir-op info`` says why the kernel set does nothing. Nothing here imports Triton.
 """
 
 from __future__ import annotations
@@ -47,18 +41,6 @@ class TritonKernelSet:
         if importlib.util.find_spec("triton") is None:
             return f"triton is not installed ({self.triton_hint})"
         return None
-
-    def unsupported_reason(self) -> str | None:
-        """Why the kernel set's providers cannot run on this machine, or ``None`` if they can."""
-        missing = self.triton_missing_reason()
-        if missing is not None:
-            return missing
-        from ir_op.triton import triton_unsupported_reason
-
-        return triton_unsupported_reason(self.platform)
-
-    def supported(self) -> bool:
-        return self.unsupported_reason() is None
 
     def register_unsupported(
         self, provider: str | None = None, ops: Iterable[str] | None = None
