@@ -413,3 +413,19 @@ def test_an_installed_aiter_is_found_and_called_in_a_fresh_process(tmp_path: Pat
     assert result.stdout.splitlines()[-1].startswith("['aiter', ")
     recorded = [json.loads(line) for line in calls.read_text().splitlines()]
     assert recorded == [["rms_norm", [[6, 64], [64]], ["torch.bfloat16", "torch.bfloat16"]]]
+
+
+def test_the_ones_standing_in_for_no_weight_are_cached_outside_graph_capture(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x = random_rows([3], 48, torch.float16)
+    monkeypatch.setattr(aiter_provider, "_ones", {})
+    monkeypatch.setattr(aiter_provider, "_capturing", lambda x: True)
+    during_capture = aiter_provider._weight_or_ones(None, x)
+    assert aiter_provider._ones == {}  # memory of a graph's pool is never kept
+    monkeypatch.setattr(aiter_provider, "_capturing", lambda x: False)
+    ones = aiter_provider._weight_or_ones(None, x)
+    assert aiter_provider._weight_or_ones(None, x) is ones
+    assert torch.equal(ones, during_capture) and torch.equal(ones, torch.ones(48).half())
+    w = random_rows([], 48, torch.float16)
+    assert aiter_provider._weight_or_ones(w, x) is w

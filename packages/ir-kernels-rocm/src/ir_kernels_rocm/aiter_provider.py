@@ -87,14 +87,24 @@ _ones: dict[tuple[torch.device, torch.dtype, int], Tensor] = {}
 
 
 def _weight_or_ones(weight: Tensor | None, x: Tensor) -> Tensor:
-    """``weight``, or a cached ``[hidden]`` vector of ones of ``x``'s dtype on its device."""
+    """``weight``, or a ``[hidden]`` vector of ones of ``x``'s dtype on its device.
+
+    The vector is cached, except while a CUDA graph is being captured: memory allocated then
+    belongs to the graph's pool and must not outlive it.
+    """
     if weight is not None:
         return weight
     key = (x.device, x.dtype, x.shape[-1])
     ones = _ones.get(key)
     if ones is None:
-        ones = _ones[key] = torch.ones(x.shape[-1], dtype=x.dtype, device=x.device)
+        ones = torch.ones(x.shape[-1], dtype=x.dtype, device=x.device)
+        if not _capturing(x):
+            _ones[key] = ones
     return ones
+
+
+def _capturing(x: Tensor) -> bool:
+    return x.is_cuda and torch.cuda.is_current_stream_capturing()
 
 
 def _rms_norm_2d(x: Tensor, weight: Tensor | None, epsilon: float) -> Tensor:

@@ -2,8 +2,8 @@
 
 A Triton kernel set (ir-kernels-cuda, -rocm, -xpu) runs only where Triton imports, on its own
 platform (real, or emulated while Triton interprets: ``triton_unsupported_reason`` of the
-``triton`` extra checks that part, once Triton is known to be there). Each describes itself once with a
-:class:`TritonKernelSet`::
+``triton`` extra checks that part, once Triton is known to be there). Each describes itself
+once with a :class:`TritonKernelSet`::
 
     KERNEL_SET = TritonKernelSet(
         platform="rocm",
