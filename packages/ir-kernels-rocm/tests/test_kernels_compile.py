@@ -9,16 +9,26 @@ counts, and reads the AMDGCN assembly:
 - every kernel compiles for both targets, with no register spills and room for at least six
   waves per SIMD without a ``waves_per_eu`` hint (why the table gives none);
 - rows whose starts are 16-byte aligned move in 16-byte vectors (``dwordx4``);
-- the fp8 conversion is the hardware instruction on each generation's format.
+- the fp8 conversion is the hardware instruction for each generation's format, and the other
+  generation's format is emulated in software (why the providers leave it to native).
 
-It runs wherever Triton compiles (the cpu sessions, GPU machines); Triton's language cannot
-compile while it interprets.
+Each target compiles in a process of its own (this file run as a script, once per target) with
+an empty Triton cache: Triton 3.6's AMD backend keeps state across compiles for different
+targets, so a process that compiled for gfx942 emits gfx950 code without gfx950's fp8
+instructions (the other order fails to compile), and the on-disk cache would serve such binaries
+to later processes. A real GPU compiles for one target only. It runs wherever Triton compiles (the
+cpu sessions, GPU machines); Triton's language cannot compile while it interprets.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pytest
@@ -33,9 +43,9 @@ from triton.runtime.jit import JITFunction, create_function_from_signature  # no
 from ir_kernels_rocm import activation, norm, quant  # noqa: E402
 from ir_op.triton import interpreting  # noqa: E402
 
-MI300 = GPUTarget("hip", "gfx942", 64)
-MI350 = GPUTarget("hip", "gfx950", 64)
-TARGETS = {"gfx942": MI300, "gfx950": MI350}
+ARCHS = ("gfx942", "gfx950")
+NATIVE_FP8 = {"gfx942": torch.float8_e4m3fnuz, "gfx950": torch.float8_e4m3fn}
+OTHER_FP8 = {"gfx942": torch.float8_e4m3fn, "gfx950": torch.float8_e4m3fnuz}
 LAUNCHERS = {
     norm: ("ROWS_LAUNCHER", "FUSED_ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
     activation: ("GATED_LAUNCHER", "SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
@@ -44,81 +54,23 @@ LAUNCHERS = {
 VGPRS_PER_LANE = 512
 """CDNA3/CDNA4: a SIMD's vector registers per lane, shared by the waves it holds."""
 MIN_WAVES_PER_SIMD = 6
-
-
-@pytest.fixture(autouse=True)
-def _compiling_triton() -> None:
-    if interpreting():
-        pytest.skip(
-            "Triton interprets in this session (emulated platform), and its language cannot "
-            "compile then; the cpu session and GPU sessions compile"
-        )
-
-
-class Recorder:
-    """Stands in for a KernelLauncher: records launches instead of making them."""
-
-    def __init__(self, kernel: Any) -> None:
-        self.kernel = kernel
-        self.calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
-
-    def launch(self, grid: Any, *args: Any, **options: Any) -> None:
-        self.calls.append((grid, args, options))
-
-    traced = launch
-
-
-@pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
-    recorders: list[Recorder] = []
-    for module, names in LAUNCHERS.items():
-        for name in names:
-            recorder = Recorder(getattr(module, name).kernel)
-            monkeypatch.setattr(module, name, recorder)
-            recorders.append(recorder)
-    return recorders
-
-
-def compile_for(
-    target: GPUTarget, kernel: Any, args: tuple[Any, ...], options: dict[str, Any]
-) -> Any:
-    """Compile as ``JITFunction.run`` would for these arguments, for ``target``."""
-    backend = make_backend(target)
-    jit = JITFunction(getattr(kernel, "fn", kernel))  # the interpreter wraps the same function
-    binder = create_function_from_signature(jit.signature, jit.params, backend)
-    bound, specialization, launch_options = binder(*args, **options)
-    parsed, signature, constexprs, attrs = jit._pack_args(
-        backend, launch_options, bound, specialization, launch_options
-    )
-    source = ASTSource(jit, signature, constexprs, attrs)
-    return triton.compile(source, target=target, options=parsed.__dict__)
-
-
-def compiled_asm(recorders: list[Recorder], arch: str) -> list[str]:
-    calls = [(r.kernel, args, options) for r in recorders for _, args, options in r.calls]
-    assert calls, "the provider launched nothing"
-    return [compile_for(TARGETS[arch], k, a, o).asm["amdgcn"] for k, a, o in calls]
-
-
-def registers(asm: str) -> tuple[int, int]:
-    """(VGPRs per lane, spilled VGPRs) of the kernel."""
-    vgprs = int(re.search(r"\.vgpr_count:\s+(\d+)", asm).group(1))  # type: ignore[union-attr]
-    spills = int(re.search(r"\.vgpr_spill_count:\s+(\d+)", asm).group(1))  # type: ignore[union-attr]
-    return vgprs, spills
-
-
-def vector_accesses(asm: str, kind: str) -> tuple[int, int]:
-    """(16-byte, narrower) global or buffer ``kind`` ("load" or "store") instructions."""
-    found = re.findall(rf"\b(?:global|buffer)_{kind}_(\w+)", asm)
-    wide = sum(width == "dwordx4" for width in found)
-    return wide, len(found) - wide
+WIDTHS = (8, 769, 4096, 16384, 20480)
+"""Packed short rows, odd rows, one block (4096, 16384) and looped (20480)."""
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+CASES = (
+    *((width, "bf16") for width in WIDTHS),
+    (769, "fp16"),
+    (16384, "fp32"),
+    (20480, "fp32"),  # the most registers: float32 rows in the looped kernels
+)
+"""(width, dtype) pairs compiled: every width in bf16, the other dtypes where they matter."""
 
 
 def bf16(*shape: int) -> torch.Tensor:
     return torch.randn(*shape).to(torch.bfloat16)
 
 
-CALLS: dict[str, Callable[[int, torch.dtype], None]] = {
+CALLS: dict[str, Callable[[int, torch.dtype], object]] = {
     "rms_norm": lambda h, dt: norm.rms_norm_rocm(bf16(4, h).to(dt), bf16(h).to(dt), 1e-6),
     "rms_norm_no_weight": lambda h, dt: norm.rms_norm_rocm(bf16(4, h).to(dt), None, 1e-6),
     "rms_norm_variance_size": lambda h, dt: norm.rms_norm_rocm(
@@ -140,76 +92,197 @@ CALLS: dict[str, Callable[[int, torch.dtype], None]] = {
         bf16(4, 2 * h).to(dt), 1.6, "none"
     ),
 }
-QUANT_CALLS: dict[str, torch.dtype] = {
-    "gfx942": torch.float8_e4m3fnuz,
-    "gfx950": torch.float8_e4m3fn,
-}
 
 
-def quantize(h: int, dt: torch.dtype, fp8_dtype: torch.dtype) -> None:
-    quant.static_scaled_fp8_quant_rocm(bf16(4, h).to(dt), torch.tensor([0.1]), fp8_dtype)
+def quantize_call(fp8_dtype: torch.dtype) -> Callable[[int, torch.dtype], object]:
+    def call(h: int, dt: torch.dtype) -> object:
+        x = bf16(4, h).to(dt)
+        return quant.static_scaled_fp8_quant_rocm(x, torch.tensor([0.1]), fp8_dtype)
+
+    return call
 
 
-@pytest.mark.parametrize("arch", list(TARGETS))
-@pytest.mark.parametrize("hidden", [4096, 16384, 20480])
-def test_aligned_rows_move_in_vectors(recorded: list[Recorder], arch: str, hidden: int) -> None:
-    """One block (4096, 16384) and looped (20480) kernels, with every option the providers use."""
-    for call in CALLS.values():
-        call(hidden, torch.bfloat16)
-    quantize(hidden, torch.bfloat16, QUANT_CALLS[arch])
-    calls = [(r.kernel, args, options) for r in recorded for _, args, options in r.calls]
-    for kernel, args, options in calls:
-        asm = compile_for(TARGETS[arch], kernel, args, options).asm["amdgcn"]
-        wide, narrow = vector_accesses(asm, "load")
-        scalars = 1 if kernel is quant.QUANT_LAUNCHER.kernel else 0  # the one-element scale
-        assert wide > 0 and narrow == scalars, (kernel, wide, narrow)
+# -- the compiling side (this file as a script, one target per process) -------------------------
 
 
-@pytest.mark.parametrize("arch", list(TARGETS))
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
-@pytest.mark.parametrize("hidden", [8, 769, 4096, 16384, 20480])
-def test_no_spills_and_enough_waves(
-    recorded: list[Recorder], arch: str, dtype: torch.dtype, hidden: int
-) -> None:
+@dataclass(frozen=True)
+class Compiled:
+    """What one compiled launch looks like."""
+
+    call: str
+    width: int
+    dtype: str
+    kernel: str
+    vgprs: int
+    spills: int
+    wide_loads: int
+    narrow_loads: int
+    fp8_conversions: list[str]
+    vector_instructions: int
+
+
+class Recorder:
+    """Stands in for a KernelLauncher: records launches instead of making them."""
+
+    def __init__(self, kernel: Any) -> None:
+        self.kernel = kernel
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def launch(self, grid: Any, *args: Any, **options: Any) -> None:
+        self.calls.append((args, options))
+
+    traced = launch
+
+
+def compile_for(
+    target: GPUTarget, kernel: Any, args: tuple[Any, ...], options: dict[str, Any]
+) -> str:
+    """The AMDGCN of ``kernel`` compiled as ``JITFunction.run`` would for these arguments."""
+    backend = make_backend(target)
+    jit = JITFunction(getattr(kernel, "fn", kernel))
+    binder = create_function_from_signature(jit.signature, jit.params, backend)
+    bound, specialization, launch_options = binder(*args, **options)
+    parsed, signature, constexprs, attrs = jit._pack_args(
+        backend, launch_options, bound, specialization, launch_options
+    )
+    source = ASTSource(jit, signature, constexprs, attrs)
+    asm: str = triton.compile(source, target=target, options=parsed.__dict__).asm["amdgcn"]
+    return asm
+
+
+def _describe(call: str, width: int, dtype: str, kernel: Any, asm: str) -> Compiled:
+    def metadata(name: str) -> int:
+        return int(re.search(rf"\.{name}:\s+(\d+)", asm).group(1))  # type: ignore[union-attr]
+
+    loads = re.findall(r"\b(?:global|buffer)_load_(\w+)", asm)
+    wide = sum(width == "dwordx4" for width in loads)
+    return Compiled(
+        call=call,
+        width=width,
+        dtype=dtype,
+        kernel=getattr(kernel, "__name__", None) or kernel.fn.__name__,
+        vgprs=metadata("vgpr_count"),
+        spills=metadata("vgpr_spill_count"),
+        wide_loads=wide,
+        narrow_loads=len(loads) - wide,
+        fp8_conversions=sorted(set(re.findall(r"\bv_cvt\w*fp8\w*", asm))),
+        vector_instructions=len(re.findall(r"^\s+v_", asm, re.MULTILINE)),
+    )
+
+
+def compile_everything(arch: str) -> list[Compiled]:
+    """Every launch of every provider call, compiled for ``arch`` (launchers patched out)."""
+    recorders: list[Recorder] = []
+    for module, names in LAUNCHERS.items():
+        for name in names:
+            recorder = Recorder(getattr(module, name).kernel)
+            setattr(module, name, recorder)
+            recorders.append(recorder)
+    calls = {
+        **CALLS,
+        "quant": quantize_call(NATIVE_FP8[arch]),
+        "quant_other_format": quantize_call(OTHER_FP8[arch]),
+    }
+    target = GPUTarget("hip", arch, 64)
+    compiled: list[Compiled] = []
+    for width in WIDTHS:
+        for dtype_name, dtype in DTYPES.items():
+            for call_name, call in calls.items():
+                for recorder in recorders:
+                    recorder.calls.clear()
+                call(width, dtype)
+                for recorder in recorders:
+                    for args, options in recorder.calls:
+                        asm = compile_for(target, recorder.kernel, args, options)
+                        compiled.append(
+                            _describe(call_name, width, dtype_name, recorder.kernel, asm)
+                        )
+    return compiled
+
+
+if __name__ == "__main__":
+    print(json.dumps([asdict(c) for c in compile_everything(sys.argv[1])]))
+    sys.exit(0)
+
+
+# -- the tests --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def compiled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, list[Compiled]]:
+    if interpreting():
+        pytest.skip(
+            "Triton interprets in this session (emulated platform), and its language cannot "
+            "compile then; the cpu session and GPU sessions compile"
+        )
+    arch: str = request.param
+    result = subprocess.run(
+        [sys.executable, __file__, arch],
+        capture_output=True,
+        text=True,
+        check=False,
+        # A cache of its own: binaries that another process compiled after a compile for another
+        # target are wrong (see above), and Triton's cache key does not tell them apart.
+        env={
+            **os.environ,
+            "IR_OP_PLATFORM": "rocm",
+            "TRITON_CACHE_DIR": str(tmp_path_factory.mktemp(f"triton-cache-{arch}")),
+        },
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    found = [Compiled(**c) for c in json.loads(result.stdout.strip().splitlines()[-1])]
+    assert found, "the providers launched nothing"
+    return arch, found
+
+
+def test_every_call_compiles(compiled: tuple[str, list[Compiled]]) -> None:
+    _, found = compiled
+    expected = {*CALLS, "quant", "quant_other_format"}
+    for width, dtype in CASES:
+        calls = {c.call for c in found if c.width == width and c.dtype == dtype}
+        assert calls == expected, (width, dtype, expected - calls)
+
+
+def test_no_spills_and_enough_waves(compiled: tuple[str, list[Compiled]]) -> None:
     """Every launch leaves room for six waves per SIMD without spilling, in every dtype."""
-    for call in CALLS.values():
-        call(hidden, dtype)
-    quantize(hidden, dtype, QUANT_CALLS[arch])
-    for asm in compiled_asm(recorded, arch):
-        vgprs, spills = registers(asm)
-        assert spills == 0, asm[-2000:]
-        assert VGPRS_PER_LANE // vgprs >= MIN_WAVES_PER_SIMD, vgprs
+    _, found = compiled
+    for c in found:
+        assert c.spills == 0, c
+        assert VGPRS_PER_LANE // c.vgprs >= MIN_WAVES_PER_SIMD, c
 
 
-@pytest.mark.parametrize("arch", list(TARGETS))
-@pytest.mark.parametrize("hidden", [4096, 16384, 20480])
+def test_aligned_rows_move_in_vectors(compiled: tuple[str, list[Compiled]]) -> None:
+    """16-bit rows of 4096 and more columns load in 16-byte vectors only (the quantization
+    kernel also loads its one-element scale)."""
+    _, found = compiled
+    aligned = [c for c in found if c.width >= 4096 and c.dtype != "fp32"]
+    assert aligned
+    for c in aligned:
+        scalars = 1 if c.call.startswith("quant") else 0
+        assert c.wide_loads > 0 and c.narrow_loads == scalars, c
+
+
 def test_fp8_conversion_is_the_hardware_instruction(
-    recorded: list[Recorder], arch: str, hidden: int
+    compiled: tuple[str, list[Compiled]],
 ) -> None:
-    """gfx942 converts to e4m3fnuz and gfx950 to e4m3fn with ``v_cvt_*pk_fp8_f32``.
+    """gfx942 converts to e4m3fnuz and gfx950 to e4m3fn with one instruction per pair of
+    values, on every row width."""
+    arch, found = compiled
+    instruction = {"gfx942": "v_cvt_pk_fp8_f32", "gfx950": "v_cvt_scalef32_pk_fp8_f32"}[arch]
+    native = [c for c in found if c.call == "quant"]
+    assert native
+    for c in native:
+        assert c.fp8_conversions == [instruction], c
 
-    For rows of 16-byte aligned widths, as models have. (Rows of odd width convert one value
-    per lane, which Triton 3.6 does in software on gfx950; those compile, as checked above.)
-    """
-    quantize(hidden, torch.bfloat16, QUANT_CALLS[arch])
-    for asm in compiled_asm(recorded, arch):
-        conversions = sorted(set(re.findall(r"\bv_cvt\w*fp8\w*", asm)))
-        assert re.search(r"\bv_cvt_(?:scalef32_)?pk_fp8_f32\b", asm), conversions
 
-
-@pytest.mark.parametrize(
-    ("arch", "fp8_dtype"),
-    [("gfx942", torch.float8_e4m3fn), ("gfx950", torch.float8_e4m3fnuz)],
-)
-def test_the_other_generations_format_is_not_native(
-    recorded: list[Recorder], arch: str, fp8_dtype: torch.dtype
-) -> None:
-    """Why each generation takes one format: the other fails to build (gfx942) or converts in
-    software at about three times the instructions (gfx950), so native is left to do it."""
-    quantize(4096, torch.bfloat16, fp8_dtype)
-    (_, args, options), *_ = recorded[-1].calls
-    try:
-        asm = compile_for(TARGETS[arch], recorded[-1].kernel, args, options).asm["amdgcn"]
-    except RuntimeError:  # Triton 3.6 fails to link e4m3fn conversions for gfx942
-        return
-    assert not re.search(r"\bv_cvt\w*fp8", asm)
+def test_the_other_generations_format_is_emulated(compiled: tuple[str, list[Compiled]]) -> None:
+    """Why each generation takes one format: Triton emulates the other in software, at more
+    than twice the vector instructions, so native is left to do it."""
+    _, found = compiled
+    by_key = {(c.width, c.dtype): c for c in found if c.call == "quant"}
+    for c in (c for c in found if c.call == "quant_other_format"):
+        native = by_key[c.width, c.dtype]
+        assert c.fp8_conversions == [], c
+        assert c.vector_instructions > 2 * native.vector_instructions, (c, native)
