@@ -56,6 +56,19 @@ def test_bytes_moved_counts_inputs_and_outputs(bench: ModuleType) -> None:
     assert bench.bytes_moved((x, r, w, 1e-6, None), outputs) == 4 * 24 * 4 + 16
 
 
+def test_bytes_moved_counts_the_gathered_rows_of_rotarys_cache(bench: ModuleType) -> None:
+    from ir_op import ops
+
+    args = ops.rotary_embedding.generate_inputs(
+        num_tokens=3, hidden_size=256, dtype=torch.bfloat16, max_position=100
+    )  # positions [3] int64, query [3, 256], key [3, 128] (heads of 128), cache [100, 128]
+    outputs = ops.rotary_embedding.native_fn(*args)
+    assert bench.bytes_moved(args, outputs, "rotary_embedding") == (
+        3 * 8 + 2 * (3 * 256 + 3 * 128) * 2 + 3 * 128 * 2
+    )
+    assert bench.bytes_moved(args, outputs) == 3 * 8 + 2 * (3 * 384) * 2 + 100 * 128 * 2
+
+
 def test_rotation_spans_twice_the_l2(bench: ModuleType) -> None:
     assert bench._rotation(8 * 2**20, 50 * 2**20) == 13
     assert bench._rotation(2**30, 50 * 2**20) == 1

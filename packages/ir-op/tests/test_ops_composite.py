@@ -96,7 +96,7 @@ def spied_dispatch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_components_are_exposed() -> None:
     for op, components in COMPOSITES.items():
         assert op.is_composite and op.components == components
-        assert list(op.impls) == ["native", "unfused"]
+        assert list(op.impls)[:2] == ["native", "unfused"]  # then installed kernel sets'
     assert not ops.rms_norm.is_composite and ops.rms_norm.components == ()
 
 
