@@ -40,15 +40,16 @@ from triton.compiler import ASTSource  # noqa: E402
 from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
-from ir_kernels_rocm import activation, norm, quant  # noqa: E402
+from ir_kernels_rocm import activation, norm, quant, rotary  # noqa: E402
 from ir_op.triton import interpreting  # noqa: E402
 
 ARCHS = ("gfx942", "gfx950")
 NATIVE_FP8 = {"gfx942": torch.float8_e4m3fnuz, "gfx950": torch.float8_e4m3fn}
 OTHER_FP8 = {"gfx942": torch.float8_e4m3fn, "gfx950": torch.float8_e4m3fnuz}
-LAUNCHERS = {
+LAUNCHERS: dict[Any, tuple[str, ...]] = {
     norm: ("ROWS_LAUNCHER", "FUSED_ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
     activation: ("GATED_LAUNCHER", "SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
+    rotary.ROTARY: ("launcher",),
     quant: ("QUANT_LAUNCHER",),
 }
 VGPRS_PER_LANE = 512
@@ -68,6 +69,16 @@ CASES = (
 
 def bf16(*shape: int) -> torch.Tensor:
     return torch.randn(*shape).to(torch.bfloat16)
+
+
+def rotate(width: int, dtype: torch.dtype, is_neox_style: bool, in_place: bool) -> object:
+    """Rotary embedding of heads of 128 (``width // 128`` query heads, at most 32; 8 key heads),
+    rotating all of each head, with a float32 cache."""
+    heads = max(1, min(32, width // 128))
+    positions = torch.arange(4)
+    query, key = bf16(4, heads * 128).to(dtype), bf16(4, 8 * 128).to(dtype)
+    provider = rotary.rotary_embedding_rocm_inplace if in_place else rotary.rotary_embedding_rocm
+    return provider(positions, query, key, 128, torch.randn(64, 128), is_neox_style)
 
 
 CALLS: dict[str, Callable[[int, torch.dtype], object]] = {
@@ -91,6 +102,8 @@ CALLS: dict[str, Callable[[int, torch.dtype], object]] = {
     "gelu_and_mul_sparse_erf": lambda h, dt: activation.gelu_and_mul_sparse_rocm(
         bf16(4, 2 * h).to(dt), 1.6, "none"
     ),
+    "rotary_neox": lambda h, dt: rotate(h, dt, is_neox_style=True, in_place=False),
+    "rotary_gptj_inplace": lambda h, dt: rotate(h, dt, is_neox_style=False, in_place=True),
 }
 
 
@@ -173,10 +186,10 @@ def _describe(call: str, width: int, dtype: str, kernel: Any, asm: str) -> Compi
 def compile_everything(arch: str) -> list[Compiled]:
     """Every launch of every provider call, compiled for ``arch`` (launchers patched out)."""
     recorders: list[Recorder] = []
-    for module, names in LAUNCHERS.items():
+    for owner, names in LAUNCHERS.items():
         for name in names:
-            recorder = Recorder(getattr(module, name).kernel)
-            setattr(module, name, recorder)
+            recorder = Recorder(getattr(owner, name).kernel)
+            setattr(owner, name, recorder)
             recorders.append(recorder)
     calls = {
         **CALLS,
@@ -255,7 +268,7 @@ def test_no_spills_and_enough_waves(compiled: tuple[str, list[Compiled]]) -> Non
 
 def test_aligned_rows_move_in_vectors(compiled: tuple[str, list[Compiled]]) -> None:
     """16-bit rows of 4096 and more columns load in 16-byte vectors only (the quantization
-    kernel also loads its one-element scale)."""
+    kernel also loads its one-element scale; the rotary kernel's position is a scalar load)."""
     _, found = compiled
     aligned = [c for c in found if c.width >= 4096 and c.dtype != "fp32"]
     assert aligned

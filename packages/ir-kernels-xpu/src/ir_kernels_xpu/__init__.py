@@ -17,7 +17,7 @@ except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
 if KERNEL_SET.triton_missing_reason() is None:
-    from ir_kernels_xpu import activation, norm, quant  # noqa: F401  (importing registers)
+    from ir_kernels_xpu import activation, norm, quant, rotary  # noqa: F401  (importing registers)
 else:
     KERNEL_SET.register_unsupported()
 

@@ -19,6 +19,7 @@ KERNEL_SET = TritonKernelSet(
         "silu_and_mul",
         "gelu_and_mul",
         "gelu_and_mul_sparse",
+        "rotary_embedding",
         "static_scaled_fp8_quant",
     ),
     triton_hint=(

@@ -29,6 +29,22 @@ from ir_op.triton.rows import (
 )
 
 
+def on_device_of(t: Tensor, x: Tensor) -> bool:
+    """Whether ``t`` is on ``x``'s device, ``x`` being on the platform's: the same kind of device
+    (``get_device()`` is -1 for CPU and meta tensors alike) and the same index."""
+    return on_platform_device(t) and t.get_device() == x.get_device()
+
+
+def is_static_scale(scale: object, x: Tensor) -> bool:
+    """Whether ``scale`` is a one-element float32 tensor on ``x``'s device (a static scale)."""
+    return (
+        isinstance(scale, Tensor)
+        and scale.dtype == torch.float32
+        and bool(scale.numel() == 1)
+        and on_device_of(scale, x)
+    )
+
+
 def takes_rows(x: Tensor) -> bool:
     """A float activation on the platform's device that reads as rows (any row stride)."""
     return x.dtype in FLOAT_DTYPES and on_platform_device(x) and has_row_layout(x)
@@ -99,14 +115,6 @@ Fp8Formats = Callable[[Tensor], Collection[torch.dtype]]
 """The fp8 formats a kernel set's quantization kernels write for activations on ``x``'s device."""
 
 
-def _scale_ok(scale: Tensor, x: Tensor) -> bool:
-    return (
-        scale.dtype == torch.float32
-        and bool(scale.numel() == 1)
-        and scale.get_device() == x.get_device()
-    )
-
-
 def static_fp8_quant_supports_args(
     formats: Fp8Formats,
 ) -> Callable[[Tensor, Tensor, torch.dtype], bool]:
@@ -122,7 +130,7 @@ def static_fp8_quant_supports_args(
         return (
             isinstance(fp8_dtype, torch.dtype)
             and takes_rows(x)
-            and _scale_ok(scale, x)
+            and is_static_scale(scale, x)
             and fp8_dtype in formats(x)
         )
 
