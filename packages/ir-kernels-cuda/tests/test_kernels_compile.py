@@ -28,7 +28,7 @@ from ir_op.triton import interpreting  # noqa: E402
 
 H100 = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(H100)
-LAUNCHERS = {
+LAUNCHERS: dict[Any, tuple[str, ...]] = {
     norm: ("ROWS_LAUNCHER", "FUSED_ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
     activation: ("SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
     glu: ("GLU_LAUNCHER",),
@@ -39,7 +39,7 @@ LAUNCHERS = {
         "PER_TOKEN_LOOPED_LAUNCHER",
     ),
     norm_quant: ("ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
-    rotary: ("ROTARY_LAUNCHER",),
+    rotary.ROTARY: ("launcher",),  # the shared rotary kernel's launcher, read at each call
 }
 
 

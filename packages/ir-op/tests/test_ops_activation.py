@@ -90,3 +90,18 @@ def test_nan_and_inf_stay_in_their_elements(op: IrOp) -> None:
     mask[0, 1] = mask[1, 2] = False
     reference = ref_silu_and_mul(x) if op is ops.silu_and_mul else ref_gelu_and_mul(x)
     torch.testing.assert_close(out[mask], reference.float()[mask])
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("width", [2, 8, 64])
+def test_gelu_of_infinite_gates_is_the_same_on_every_vector_width(
+    approximate: str, width: int
+) -> None:
+    """gelu(+inf) = +inf and gelu(-inf) = NaN (``-inf * Phi(-inf)``), whichever CPU code path
+    torch takes: its vectorized exact GELU returns NaN for +inf, its scalar one +inf."""
+    gate = torch.zeros(1, width)
+    gate[0, 0], gate[0, 1] = float("inf"), float("-inf")
+    out = ops.gelu_and_mul.native_fn(torch.cat([gate, torch.ones(1, width)], dim=-1), approximate)
+    assert out[0, 0].item() == float("inf")
+    assert out[0, 1].isnan()
+    assert (out[0, 2:] == 0).all()

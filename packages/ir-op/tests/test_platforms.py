@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,49 @@ def test_default_priorities_per_platform() -> None:
         compiled = cuda.get_default_ir_op_priority(compiling=True)
         assert eager["rms_norm"] == ("cuda", "native")
         assert compiled["rms_norm"] == ("native",)
+
+
+def test_rocm_eager_defaults_put_aiter_first_where_it_is_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AITER's provider before the rocm kernels when the ``aiter`` package can be found; under
+    Inductor native (composite ops: unfused first) either way."""
+    from ir_op.platforms import rocm
+
+    with forced_platform("rocm") as platform:
+        monkeypatch.setattr(rocm, "aiter_installed", lambda: True)
+        assert platform.eager_providers() == ["aiter", "rocm", "native"]
+        eager = platform.get_default_ir_op_priority(compiling=False)
+        assert eager["rms_norm"] == ("aiter", "rocm", "native")
+        assert eager["rms_norm_static_fp8_quant"] == ("aiter", "rocm", "unfused", "native")
+        compiled = platform.get_default_ir_op_priority(compiling=True)
+        assert compiled["rms_norm"] == ("native",)
+        assert compiled["rms_norm_static_fp8_quant"] == ("unfused", "native")
+        monkeypatch.setattr(rocm, "aiter_installed", lambda: False)
+        assert platform.eager_providers() == ["rocm", "native"]
+        assert platform.compile_providers() == ["native"]
+        assert platform.get_default_ir_op_priority(compiling=False)["rms_norm"] == (
+            "rocm",
+            "native",
+        )
+
+
+def test_aiter_installed_finds_the_package_without_importing_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from ir_op.platforms.rocm import aiter_installed
+
+    monkeypatch.delitem(sys.modules, "aiter", raising=False)
+    if importlib.util.find_spec("aiter") is None:
+        assert not aiter_installed()
+    (tmp_path / "aiter").mkdir()
+    (tmp_path / "aiter" / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert aiter_installed()
+    assert "aiter" not in sys.modules
+    spec_less = types.ModuleType("aiter")  # a module put in sys.modules by hand has no spec
+    monkeypatch.setitem(sys.modules, "aiter", spec_less)
+    assert aiter_installed()
 
 
 def _write_distribution(

@@ -33,7 +33,6 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ir_kernels_cuda._args import is_static_scale
 from ir_kernels_cuda._fp8 import FP8_DTYPE, FP8_MAX, clamp_for_fp8
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_cuda._tiles import elementwise_tiles
@@ -41,6 +40,7 @@ from ir_op import ops
 from ir_op.ops.activation import GELU_APPROXIMATIONS
 from ir_op.triton import NVIDIA_ROW_TABLE, KernelLauncher, RowTable, define_kernel_op, tracing
 from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
+from ir_op.triton.supports import is_static_scale
 
 SILU = 0
 GELU = 1

@@ -32,7 +32,6 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ir_kernels_cuda._args import is_static_scale, on_device_of
 from ir_kernels_cuda._fp8 import FP8_DTYPE, FP8_MAX, clamp_for_fp8
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
 from ir_op import ops
@@ -44,6 +43,7 @@ from ir_op.triton.rows import (
     on_platform_device,
     row_stride,
 )
+from ir_op.triton.supports import is_static_scale, on_device_of
 
 # -- Triton kernels -------------------------------------------------------------------------------
 

@@ -39,7 +39,6 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ir_kernels_cuda._args import is_static_scale
 from ir_kernels_cuda._fp8 import FP8_DTYPE, FP8_MAX, clamp_for_fp8
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_cuda._tiles import elementwise_tiles
@@ -47,6 +46,7 @@ from ir_op import ops
 from ir_op.ops._fp8 import min_dynamic_scale
 from ir_op.triton import NVIDIA_ROW_TABLE, KernelLauncher, RowTable, define_kernel_op, tracing
 from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
+from ir_op.triton.supports import is_static_scale
 
 MIN_SCALE = min_dynamic_scale(FP8_DTYPE)
 """Dynamic scales are at least ``1 / (448 * 512)``."""

@@ -1,14 +1,24 @@
-"""ir-kernels-xpu: the Intel GPU kernel set for ir-op (provider \"xpu\").
+"""ir-kernels-xpu: the Intel GPU kernel set for ir-op (provider ``"xpu"``).
 
 ir-op imports this module through its ``ir_op.kernels`` entry point; importing it registers the
-providers. Nothing else imports it by name.
+``xpu`` provider of every op in :data:`PROVIDED_OPS`: Triton kernels for Intel GPUs
+(``torch.xpu``), launched with Xe sub-group and register-file choices. Nothing else imports it by
+name. Where the provider cannot run (another platform, no Triton) it is registered as
+unsupported with the reason, which ``ir-op info`` shows.
 """
 
 from importlib.metadata import PackageNotFoundError, version
+
+from ir_kernels_xpu._support import KERNEL_SET, PROVIDED_OPS
 
 try:
     __version__ = version("ir-kernels-xpu")
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+if KERNEL_SET.triton_missing_reason() is None:
+    from ir_kernels_xpu import activation, norm, quant, rotary  # noqa: F401  (importing registers)
+else:
+    KERNEL_SET.register_unsupported()
+
+__all__ = ["PROVIDED_OPS", "__version__"]

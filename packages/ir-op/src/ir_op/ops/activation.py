@@ -20,6 +20,16 @@ def check_gelu_approximate(approximate: str) -> None:
         )
 
 
+def gelu(v: Tensor, approximate: str) -> Tensor:
+    """``F.gelu``, with ``gelu(+inf) = +inf`` on every device.
+
+    torch's vectorized CPU kernel for exact GELU returns NaN for +inf (its scalar path and GPU
+    kernels return +inf, as ``g * Phi(g)`` does); pinning it keeps the native function one
+    function across devices, which kernels tested on CPU tensors (emulated platforms) rely on.
+    """
+    return torch.where(v == float("inf"), v, F.gelu(v, approximate=approximate))
+
+
 def gate_width(x: Tensor) -> int:
     """Half the last dimension of a gated activation's input; odd widths are an error."""
     width = x.shape[-1]
@@ -54,7 +64,7 @@ def gelu_and_mul(x: Tensor, approximate: str = "none") -> Tensor:
     check_gelu_approximate(approximate)
     d = gate_width(x)
     gate = x[..., :d].float()
-    return (F.gelu(gate, approximate=approximate) * x[..., d:].float()).to(x.dtype)
+    return (gelu(gate, approximate) * x[..., d:].float()).to(x.dtype)
 
 
 @register_op
@@ -74,7 +84,7 @@ def gelu_and_mul_sparse(x: Tensor, std_multiplier: float, approximate: str = "no
     mean = gate.mean(dim=-1, keepdim=True)
     std = (gate - mean).square().mean(dim=-1, keepdim=True).sqrt()
     sparse_gate = F.relu(gate - (mean + std * std_multiplier))
-    return (F.gelu(sparse_gate, approximate=approximate) * up).to(x.dtype)
+    return (gelu(sparse_gate, approximate) * up).to(x.dtype)
 
 
 @gelu_and_mul_sparse.register_input_generator

@@ -1,0 +1,47 @@
+"""The shared conformance suite (``ir_op.testing.conformance``) for the ``rocm`` provider.
+
+Full grid on an AMD GPU; a subset under the Triton interpreter when the platform is emulated;
+skipped in sessions for other platforms. Quantization is tested in both fp8 formats: a GPU takes
+its generation's format (:mod:`ir_kernels_rocm.fp8`), the emulated platform takes both.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import torch
+
+from ir_kernels_rocm.fp8 import fp8_formats
+from ir_op.testing.conformance import INPUT_VARIANTS, Case, ProviderConformance
+from ir_op.testing.pytest_plugin import device_under_test
+
+_FNUZ_VARIANTS = {"static_scaled_fp8_quant": ({"fp8_dtype": torch.float8_e4m3fnuz},)}
+
+
+def _fp8_dtype(case: Case) -> torch.dtype | None:
+    """The fp8 format ``case`` quantizes to, or ``None`` for an op that does not quantize."""
+    options = dict(case.options)
+    if "fp8_dtype" in options:
+        fp8_dtype: torch.dtype = options["fp8_dtype"]
+        return fp8_dtype
+    parameter = inspect.signature(case.op.native_fn).parameters.get("fp8_dtype")
+    return None if parameter is None else parameter.default
+
+
+class TestRocmConformance(ProviderConformance):
+    provider = "rocm"
+    platform = "rocm"
+    input_variants: ClassVar[dict[str, tuple[dict[str, Any], ...]]] = {
+        name: INPUT_VARIANTS.get(name, ()) + _FNUZ_VARIANTS.get(name, ())
+        for name in {*INPUT_VARIANTS, *_FNUZ_VARIANTS}
+    }
+
+    def expect_supported(self, case: Case) -> bool:
+        if not super().expect_supported(case):
+            return False
+        fp8_dtype = _fp8_dtype(case)
+        if fp8_dtype is None:
+            return True
+        probe = torch.empty(0, device=device_under_test().tensor_device)
+        return fp8_dtype in fp8_formats(probe)

@@ -1,0 +1,338 @@
+"""The rocm provider's registration: where it runs and why not, the fp8 formats it takes, its
+looped kernels, and how it traces (operators for torch.compile)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from ir_kernels_rocm import PROVIDED_OPS, activation, fp8, norm, quant
+from ir_kernels_rocm._support import PROVIDER
+from ir_op import IrOp, enable_torch_wrap, ops
+from ir_op.testing import assert_outputs_close, forced_platform, preserved_priorities, random_rows
+from ir_op.testing.pytest_plugin import DeviceUnderTest
+from ir_op.triton import RowTable
+from ir_op.triton import supports as shared
+
+ON_ROCM = "the kernels run on the rocm platform (real or emulated) only"
+
+
+def _skip_unless_rocm(device: DeviceUnderTest) -> None:
+    if device.name != "rocm":
+        pytest.skip(ON_ROCM)
+
+
+def test_provided_ops_match_the_registry() -> None:
+    ops.rms_norm.get_priority()  # loads the kernel sets
+    registered = {name for name, op in IrOp.registry.items() if PROVIDER in op.impls}
+    assert registered == set(PROVIDED_OPS)
+
+
+@pytest.mark.parametrize("platform", ["cpu", "cuda", "xpu"])
+def test_unsupported_elsewhere_with_the_reason(platform: str) -> None:
+    with forced_platform(platform):
+        for name in PROVIDED_OPS:
+            impl = IrOp.registry[name].impls[PROVIDER]
+            assert not impl.supported
+            assert impl.unsupported_reason == f"platform is {platform}, not rocm"
+            assert PROVIDER not in IrOp.registry[name].get_priority()
+
+
+def test_supported_on_rocm_real_or_emulated() -> None:
+    with forced_platform("rocm") as platform:
+        if platform.emulated and os.environ.get("TRITON_INTERPRET") != "1":
+            pytest.skip("emulation needs TRITON_INTERPRET=1 (the rocm session sets it)")
+        for name in PROVIDED_OPS:
+            op = IrOp.registry[name]
+            assert op.impls[PROVIDER].supported, op.impls[PROVIDER].unsupported_reason
+            assert PROVIDER in op.get_priority()
+
+
+def test_without_triton_the_providers_say_why() -> None:
+    code = (
+        "import sys; sys.modules['triton'] = None\n"
+        "import importlib.util\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda n, *a: None if n == 'triton' else real(n, *a)\n"
+        "from ir_op import IrOp, ops\n"
+        "from ir_op.platforms import kernel_set_errors\n"
+        "ops.rms_norm.get_priority()\n"
+        "assert 'rocm' not in kernel_set_errors(), kernel_set_errors()\n"
+        "for name, op in sorted(IrOp.registry.items()):\n"
+        "    for provider in ('rocm', 'aiter'):\n"
+        "        if provider in op.impls:\n"
+        "            impl = op.impls[provider]\n"
+        "            print(name, provider, impl.supported, impl.unsupported_reason)\n"
+    )
+    env = {**os.environ, "IR_OP_PLATFORM": "rocm"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    reason = (
+        "triton is not installed (ROCm builds of torch bring it as pytorch-triton-rocm; "
+        "install torch from the ROCm index)"
+    )
+    expected = {(name, "rocm") for name in PROVIDED_OPS}
+    expected |= {("rms_norm", "aiter"), ("fused_add_rms_norm", "aiter")}
+    assert {tuple(line.split(" ", 2)[:2]) for line in lines} == expected
+    for line in lines:
+        assert line.split(" ", 3)[2:] == ["False", reason]
+
+
+# -- supports_args --------------------------------------------------------------------------------
+
+
+def test_providers_take_the_shared_argument_checks() -> None:
+    """The kernels take what every row-wise Triton kernel set takes (tested in ir-op)."""
+    expected = {
+        "rms_norm": shared.rms_norm_supports_args,
+        "fused_add_rms_norm": shared.fused_add_rms_norm_supports_args,
+        "silu_and_mul": shared.silu_and_mul_supports_args,
+        "gelu_and_mul": shared.gelu_and_mul_supports_args,
+        "gelu_and_mul_sparse": shared.gelu_and_mul_sparse_supports_args,
+    }
+    for name, predicate in expected.items():
+        assert IrOp.registry[name].impls[PROVIDER]._supports_args is predicate, name
+
+
+def test_fp8_formats_by_architecture() -> None:
+    fnuz, fn = torch.float8_e4m3fnuz, torch.float8_e4m3fn
+    assert fp8.fp8_formats_of_arch("gfx942:sramecc+:xnack-") == {fnuz}
+    assert fp8.fp8_formats_of_arch("gfx940") == {fnuz}
+    assert fp8.fp8_formats_of_arch("gfx950") == {fn}
+    assert fp8.fp8_formats_of_arch("gfx1201") == {fn}
+    assert fp8.fp8_formats_of_arch("gfx90a:sramecc+:xnack-") == frozenset()
+    assert fp8.fp8_formats_of_arch("gfx1100") == frozenset()
+
+
+def test_fp8_formats_read_the_device_of_the_tensor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a real GPU, the architecture of the tensor's device decides, looked up once."""
+    asked: list[int] = []
+
+    def arch(index: int) -> str:
+        asked.append(index)
+        return {0: "gfx942:sramecc+:xnack-", 1: "gfx950"}[index]
+
+    class Device:
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+        def get_device(self) -> int:
+            return self.index
+
+    monkeypatch.setattr(fp8, "_device_arch", arch)
+    monkeypatch.setattr(fp8, "_by_device", {})
+    with forced_platform("rocm") as platform:
+        if not platform.emulated:
+            pytest.skip("a real ROCm machine answers for its own GPUs")
+        platform.emulated = False  # as on a real machine, without touching a GPU
+        try:
+            gpu0, gpu1 = Device(0), Device(1)
+            assert fp8.fp8_formats(gpu0) == {torch.float8_e4m3fnuz}  # type: ignore[arg-type]
+            assert fp8.fp8_formats(gpu1) == {torch.float8_e4m3fn}  # type: ignore[arg-type]
+            assert fp8.fp8_formats(gpu0) == {torch.float8_e4m3fnuz}  # type: ignore[arg-type]
+        finally:
+            platform.emulated = True
+    assert asked == [0, 1]
+
+
+def test_quant_takes_the_formats_of_the_platform(ir_device: DeviceUnderTest) -> None:
+    _skip_unless_rocm(ir_device)
+    impl = ops.static_scaled_fp8_quant.impls[PROVIDER]
+    x = random_rows([4], 64, torch.bfloat16, device=ir_device.tensor_device)
+    scale = torch.tensor([0.5], device=ir_device.tensor_device)
+    formats = fp8.fp8_formats(x)
+    for fp8_dtype in (torch.float8_e4m3fn, torch.float8_e4m3fnuz):
+        assert impl.supports_args(x, scale, fp8_dtype) is (fp8_dtype in formats)
+    if ir_device.emulated:
+        assert formats == {torch.float8_e4m3fn, torch.float8_e4m3fnuz}
+    fmt = next(iter(formats)) if formats else torch.float8_e4m3fn
+    assert not impl.supports_args(x, scale.double(), fmt), "scale dtype"
+    assert not impl.supports_args(x, torch.ones(2, device=x.device), fmt), "scale size"
+    assert not impl.supports_args(x, scale, torch.float16), "not fp8"
+    assert not impl.supports_args(x.t(), scale, fmt), "transposed"
+
+
+# -- kernels ------------------------------------------------------------------------------------
+
+TINY_TABLE = RowTable(
+    max_block=64,
+    loop_block=32,
+    loop_warps=1,
+    min_tile=64,
+    max_rows=4,
+    min_block=16,
+    warps=((64, 1),),
+)
+"""Loops for rows wider than 64, so the looped kernels run on small (fast) interpreted rows."""
+
+
+def _calls(device: str, width: int) -> list[tuple[IrOp, Callable[..., Any], tuple[Any, ...]]]:
+    def t(*shape: int, strided: bool = False) -> torch.Tensor:
+        return random_rows(shape[:-1], shape[-1], torch.bfloat16, strided=strided, device=device)
+
+    scale = torch.tensor([0.02], device=device)
+    return [
+        (ops.rms_norm, norm.rms_norm_rocm, (t(5, width), t(width), 1e-6)),
+        (ops.rms_norm, norm.rms_norm_rocm, (t(5, width, strided=True), None, 1e-6, width // 3)),
+        (
+            ops.fused_add_rms_norm,
+            norm.fused_add_rms_norm_rocm,
+            (t(3, width), t(3, width), None, 1e-5),
+        ),
+        (
+            ops.fused_add_rms_norm,
+            norm.fused_add_rms_norm_rocm_inplace,
+            (t(3, width, strided=True), t(3, width), t(width), 1e-5),
+        ),
+        (ops.silu_and_mul, activation.silu_and_mul_rocm, (t(4, 2 * width),)),
+        (ops.gelu_and_mul, activation.gelu_and_mul_rocm, (t(4, 2 * width), "tanh")),
+        (ops.gelu_and_mul, activation.gelu_and_mul_rocm, (t(4, 2 * width, strided=True), "none")),
+        (ops.gelu_and_mul_sparse, activation.gelu_and_mul_sparse_rocm, (t(4, 2 * width), 0.5)),
+        (
+            ops.gelu_and_mul_sparse,
+            activation.gelu_and_mul_sparse_rocm,
+            (t(4, 2 * width, strided=True), -1.0, "tanh"),
+        ),
+        (
+            ops.static_scaled_fp8_quant,
+            quant.static_scaled_fp8_quant_rocm,
+            (t(4, width, strided=True), scale, torch.float8_e4m3fnuz),
+        ),
+        (
+            ops.static_scaled_fp8_quant,
+            quant.static_scaled_fp8_quant_rocm,
+            (t(4, width), scale, torch.float8_e4m3fn),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("width", [63, 64, 65, 97])
+def test_looped_and_column_chunked_kernels_match_native(
+    ir_device: DeviceUnderTest, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """With a tiny table every kernel takes its looped or column-chunked path on small rows."""
+    _skip_unless_rocm(ir_device)
+    for module in (norm, activation, quant):
+        monkeypatch.setattr(module, "ROW_TABLE", TINY_TABLE)
+    for op, provider, args in _calls(ir_device.tensor_device, width):
+        expected = op.native_fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+        assert_outputs_close(op, provider(*args), expected)
+
+
+def test_one_buffer_for_x_and_residual_computes_out_of_place(ir_device: DeviceUnderTest) -> None:
+    _skip_unless_rocm(ir_device)
+    x = random_rows([5], 64, torch.bfloat16, device=ir_device.tensor_device)
+    w = random_rows([], 64, torch.bfloat16, device=ir_device.tensor_device)
+    expected = ops.fused_add_rms_norm.native_fn(x, x, w, 1e-6)
+    with preserved_priorities():
+        ops.fused_add_rms_norm.set_default([PROVIDER, "native"])
+        assert ops.fused_add_rms_norm.dispatch(x, x, w, 1e-6).provider == PROVIDER
+        out, residual = ops.fused_add_rms_norm.maybe_inplace(x, x, w, 1e-6)
+    assert out.data_ptr() != x.data_ptr()
+    assert_outputs_close(ops.fused_add_rms_norm, (out, residual), expected)
+
+
+# -- tracing and torch.compile ------------------------------------------------------------------
+
+LAUNCHERS = (
+    norm.ROWS_LAUNCHER,
+    norm.FUSED_ROWS_LAUNCHER,
+    norm.LOOPED_LAUNCHER,
+    activation.GATED_LAUNCHER,
+    activation.SPARSE_ROWS_LAUNCHER,
+    quant.QUANT_LAUNCHER,
+)
+
+
+def test_providers_call_their_operators_while_tracing(ir_device: DeviceUnderTest) -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    launched = [launcher.slow_launches + launcher.cached_keys for launcher in LAUNCHERS]
+    with FakeTensorMode() as mode:
+        x = mode.from_tensor(torch.randn(3, 64, device=ir_device.tensor_device))
+        w = mode.from_tensor(torch.randn(64, device=ir_device.tensor_device))
+        scale = mode.from_tensor(torch.ones(1, device=ir_device.tensor_device))
+        assert norm.rms_norm_rocm(x, w, 1e-6).shape == (3, 64)
+        out, residual = norm.fused_add_rms_norm_rocm(x, x, w, 1e-6)
+        assert out.shape == residual.shape == (3, 64)
+        assert norm.fused_add_rms_norm_rocm_inplace(x, x.clone(), w, 1e-6)[0] is x
+        assert activation.silu_and_mul_rocm(x).shape == (3, 32)
+        assert activation.gelu_and_mul_rocm(x, "tanh").shape == (3, 32)
+        assert activation.gelu_and_mul_sparse_rocm(x, 1.0).shape == (3, 32)
+        q = quant.static_scaled_fp8_quant_rocm(x, scale, torch.float8_e4m3fnuz)
+        assert (q.shape, q.dtype) == ((3, 64), torch.float8_e4m3fnuz)
+    assert launched == [launcher.slow_launches + launcher.cached_keys for launcher in LAUNCHERS]
+
+
+def _kernel_op_cases(device: str) -> list[tuple[torch._ops.OpOverload, IrOp, tuple[Any, ...]]]:
+    def t(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, device=device).to(torch.bfloat16)
+
+    scale = torch.tensor([0.05], device=device)
+    return [
+        (norm.RMS_NORM_OP, ops.rms_norm, (t(5, 64), t(64), 1e-6, None)),
+        (norm.RMS_NORM_OP, ops.rms_norm, (t(5, 80)[:, :64], None, 1e-6, 16)),
+        (
+            norm.FUSED_ADD_RMS_NORM_OP,
+            ops.fused_add_rms_norm,
+            (t(5, 64), t(5, 64), t(64), 1e-6, None),
+        ),
+        (activation.SILU_AND_MUL_OP, ops.silu_and_mul, (t(5, 64),)),
+        (activation.GELU_AND_MUL_OP, ops.gelu_and_mul, (t(5, 64), "tanh")),
+        (activation.GELU_AND_MUL_SPARSE_OP, ops.gelu_and_mul_sparse, (t(5, 64), 1.2, "tanh")),
+        (
+            quant.STATIC_FP8_QUANT_OP,
+            ops.static_scaled_fp8_quant,
+            (t(5, 64), scale, torch.float8_e4m3fnuz),
+        ),
+    ]
+
+
+def test_kernel_operators_pass_opcheck_and_match_native(ir_device: DeviceUnderTest) -> None:
+    _skip_unless_rocm(ir_device)
+    for operator, op, args in _kernel_op_cases(ir_device.tensor_device):
+        torch.library.opcheck(operator, args)
+        assert_outputs_close(op, operator(*args), op.native_fn(*args))
+    x, residual = (torch.randn(5, 64, device=ir_device.tensor_device) for _ in range(2))
+    expected = ops.fused_add_rms_norm.native_fn(x, residual, None, 1e-6)
+    norm.FUSED_ADD_RMS_NORM_INPLACE_OP(x, residual, None, 1e-6, None)
+    assert_outputs_close(ops.fused_add_rms_norm, (x, residual), expected)
+
+
+@pytest.mark.parametrize("wrap", [False, True])
+def test_torch_compile_full_graph(ir_device: DeviceUnderTest, wrap: bool) -> None:
+    """Compiled with the provider first, the ops trace to one graph and match eager."""
+    _skip_unless_rocm(ir_device)
+    torch._dynamo.reset()
+    device = ir_device.tensor_device
+    x = torch.randn(6, 64, device=device).to(torch.bfloat16)
+    r = torch.randn(6, 64, device=device).to(torch.bfloat16)
+    w = torch.randn(64, device=device).to(torch.bfloat16)
+    scale = torch.tensor([0.05], device=device)
+
+    def block(x: torch.Tensor, r: torch.Tensor, w: torch.Tensor) -> Any:
+        normed = ops.rms_norm(x, w, 1e-6)
+        out, residual = ops.fused_add_rms_norm(normed, r, w, 1e-6)
+        act = ops.silu_and_mul(out) + ops.gelu_and_mul(out, "tanh")
+        return ops.static_scaled_fp8_quant(act, scale, torch.float8_e4m3fnuz), residual
+
+    # Inductor needs a C++ compiler for CPU tensors; aot_eager still traces, functionalizes and
+    # runs the graph, which is what this checks when emulated.
+    backend = "aot_eager" if ir_device.emulated else "inductor"
+    used = (ops.rms_norm, ops.fused_add_rms_norm, ops.silu_and_mul, ops.gelu_and_mul)
+    with preserved_priorities(), enable_torch_wrap(wrap):
+        for op in (*used, ops.static_scaled_fp8_quant):
+            op.set_default([PROVIDER, "native"])
+        eager = block(x, r, w)
+        compiled = torch.compile(block, fullgraph=True, backend=backend)(x, r, w)
+    assert_outputs_close(ops.static_scaled_fp8_quant, compiled[0], eager[0])
+    assert_outputs_close(ops.fused_add_rms_norm, compiled[1], eager[1])

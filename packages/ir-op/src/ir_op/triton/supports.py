@@ -1,0 +1,137 @@
+"""The ``supports_args`` predicates of the row-wise Triton kernels, shared by kernel sets.
+
+Every Triton kernel set writes its own kernel bodies, tuned for its hardware, but the arguments
+those bodies take are the same wherever they run: activations in :data:`FLOAT_DTYPES` on the
+platform's device in row layout (:mod:`ir_op.triton.rows`), and each op's extra conditions below.
+A kernel set registers these functions as its providers' ``supports_args`` (the fp8 one through
+:func:`static_fp8_quant_supports_args`, since the fp8 formats a GPU converts to differ by
+vendor and generation).
+
+Each returns a Python ``bool`` for real tensors, FakeTensors and symbolic shapes and never reads
+the number of rows. Arguments they reject go to the next provider in the priority (native,
+which raises the errors of bad arguments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+import torch
+from torch import Tensor
+
+from ir_op.ops.activation import GELU_APPROXIMATIONS
+from ir_op.triton.rows import (
+    FLOAT_DTYPES,
+    has_row_layout,
+    is_row_vector,
+    on_platform_device,
+    rows_are_disjoint,
+)
+
+
+def on_device_of(t: Tensor, x: Tensor) -> bool:
+    """Whether ``t`` is on ``x``'s device, ``x`` being on the platform's: the same kind of device
+    (``get_device()`` is -1 for CPU and meta tensors alike) and the same index."""
+    return on_platform_device(t) and t.get_device() == x.get_device()
+
+
+def is_static_scale(scale: object, x: Tensor) -> bool:
+    """Whether ``scale`` is a one-element float32 tensor on ``x``'s device (a static scale)."""
+    return (
+        isinstance(scale, Tensor)
+        and scale.dtype == torch.float32
+        and bool(scale.numel() == 1)
+        and on_device_of(scale, x)
+    )
+
+
+def takes_rows(x: Tensor) -> bool:
+    """A float activation on the platform's device that reads as rows (any row stride)."""
+    return x.dtype in FLOAT_DTYPES and on_platform_device(x) and has_row_layout(x)
+
+
+def _weight_ok(weight: Tensor | None, x: Tensor) -> bool:
+    return weight is None or (
+        is_row_vector(weight, x.shape[-1], x.dtype) and weight.get_device() == x.get_device()
+    )
+
+
+def _variance_size_ok(variance_size: int | None, x: Tensor) -> bool:
+    return variance_size is None or (
+        type(variance_size) is int and bool(0 < variance_size <= x.shape[-1])
+    )
+
+
+def rms_norm_supports_args(
+    x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
+) -> bool:
+    """``x`` as :func:`takes_rows`; a weight that is ``None`` or a contiguous ``[hidden]`` of
+    ``x``'s dtype on its device; any valid ``variance_size``."""
+    return takes_rows(x) and _weight_ok(weight, x) and _variance_size_ok(variance_size, x)
+
+
+def fused_add_rms_norm_supports_args(
+    x: Tensor,
+    x_residual: Tensor,
+    weight: Tensor | None,
+    epsilon: float,
+    variance_size: int | None = None,
+) -> bool:
+    """As :func:`rms_norm_supports_args`, and a residual of ``x``'s shape, dtype and device in
+    row layout; neither has overlapping rows (an in-place provider writes them)."""
+    return (
+        rms_norm_supports_args(x, weight, epsilon, variance_size)
+        and x_residual.dtype == x.dtype
+        and x_residual.get_device() == x.get_device()
+        and bool(x_residual.shape == x.shape)
+        and has_row_layout(x_residual)
+        and rows_are_disjoint(x)
+        and rows_are_disjoint(x_residual)
+    )
+
+
+def _even_width(x: Tensor) -> bool:
+    return bool(x.shape[-1] % 2 == 0)
+
+
+def silu_and_mul_supports_args(x: Tensor) -> bool:
+    """``x`` as :func:`takes_rows`, of even width (``[gate | up]``)."""
+    return takes_rows(x) and _even_width(x)
+
+
+def gelu_and_mul_supports_args(x: Tensor, approximate: str = "none") -> bool:
+    """As :func:`silu_and_mul_supports_args`, with ``approximate`` ``"none"`` or ``"tanh"``."""
+    return approximate in GELU_APPROXIMATIONS and takes_rows(x) and _even_width(x)
+
+
+def gelu_and_mul_sparse_supports_args(
+    x: Tensor, std_multiplier: float, approximate: str = "none"
+) -> bool:
+    """As :func:`gelu_and_mul_supports_args` (``std_multiplier`` is any float)."""
+    return approximate in GELU_APPROXIMATIONS and takes_rows(x) and _even_width(x)
+
+
+Fp8Formats = Callable[[Tensor], Collection[torch.dtype]]
+"""The fp8 formats a kernel set's quantization kernels write for activations on ``x``'s device."""
+
+
+def static_fp8_quant_supports_args(
+    formats: Fp8Formats,
+) -> Callable[[Tensor, Tensor, torch.dtype], bool]:
+    """The ``supports_args`` of a ``static_scaled_fp8_quant`` provider that writes ``formats``.
+
+    It takes ``x`` as :func:`takes_rows` (any shape with at least one dimension), a one-element
+    float32 ``scale`` on ``x``'s device, and an ``fp8_dtype`` in ``formats(x)``.
+    """
+
+    def static_scaled_fp8_quant_supports_args(
+        x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+    ) -> bool:
+        return (
+            isinstance(fp8_dtype, torch.dtype)
+            and takes_rows(x)
+            and is_static_scale(scale, x)
+            and fp8_dtype in formats(x)
+        )
+
+    return static_scaled_fp8_quant_supports_args

@@ -1,0 +1,55 @@
+"""ir_op.platforms.triton_kernel_set: where a Triton kernel set runs, and its registration
+without Triton."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from torch import Tensor
+
+from ir_op import IrOp, register_op
+from ir_op.platforms import triton_kernel_set
+from ir_op.platforms.triton_kernel_set import TritonKernelSet
+
+KERNEL_SET = TritonKernelSet(
+    platform="rocm", provider="rocm", ops=("double",), triton_hint="get it from somewhere"
+)
+
+
+def double(x: Tensor) -> Tensor:
+    return x * 2
+
+
+def _no_triton(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        triton_kernel_set.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "triton" else real(name, *a),
+    )
+
+
+def test_without_triton_the_reason_names_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_triton(monkeypatch)
+    assert KERNEL_SET.triton_missing_reason() == "triton is not installed (get it from somewhere)"
+
+
+def test_with_triton_nothing_is_missing() -> None:
+    pytest.importorskip("triton")
+    assert KERNEL_SET.triton_missing_reason() is None
+
+
+def test_register_unsupported(isolated: dict[str, IrOp], monkeypatch: pytest.MonkeyPatch) -> None:
+    op = register_op(double)
+    _no_triton(monkeypatch)
+    KERNEL_SET.register_unsupported()
+    KERNEL_SET.register_unsupported("vendor_lib", ["double"])
+    for provider in ("rocm", "vendor_lib"):
+        impl = op.impls[provider]
+        assert not impl.supported
+        assert impl.unsupported_reason == "triton is not installed (get it from somewhere)"
+    op.set_default(["rocm", "vendor_lib", "native"])
+    assert op.get_priority() == ["native"]
+    assert torch.equal(op(torch.ones(2)), torch.full((2,), 2.0))
