@@ -24,7 +24,7 @@ from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
 from ir_kernels_cuda import activation, norm  # noqa: E402
-from ir_op.triton import interpreting  # noqa: E402
+from ir_op.triton import BoundLauncher, KernelLauncher, interpreting  # noqa: E402
 
 H100 = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(H100)
@@ -46,12 +46,29 @@ def _compiling_triton() -> None:
 class Recorder:
     """Stands in for a KernelLauncher: records launches instead of making them."""
 
-    def __init__(self, kernel: Any) -> None:
-        self.kernel = kernel
+    def __init__(self, launcher: KernelLauncher) -> None:
+        self.kernel = launcher.kernel
+        self.real = launcher
         self.calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
 
     def launch(self, grid: Any, *args: Any, **options: Any) -> None:
         self.calls.append((grid, args, options))
+
+    traced = launch
+
+    def bind(self, *constexprs: Any, **options: Any) -> RecordingBound:
+        return RecordingBound(self, self.real.bind(*constexprs, **options))
+
+
+class RecordingBound:
+    """Stands in for a BoundLauncher: records the launch with every argument in place."""
+
+    def __init__(self, recorder: Recorder, bound: BoundLauncher) -> None:
+        self.recorder = recorder
+        self.bound = bound
+
+    def launch(self, grid: Any, *args: Any) -> None:
+        self.recorder.launch(grid, *self.bound._all_args(args), **self.bound.options)
 
     traced = launch
 
@@ -60,8 +77,9 @@ class Recorder:
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
     recorders: list[Recorder] = []
     for module, names in LAUNCHERS.items():
+        monkeypatch.setattr(module, "_PLANS", {})  # plans hold the real launchers' bindings
         for name in names:
-            recorder = Recorder(getattr(module, name).kernel)
+            recorder = Recorder(getattr(module, name))
             monkeypatch.setattr(module, name, recorder)
             recorders.append(recorder)
     return recorders
