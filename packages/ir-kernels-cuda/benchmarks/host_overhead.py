@@ -85,7 +85,9 @@ class EmulatedLaunch:
         self.launch_pdl = False
         self.calls = 0
 
-    def __call__(self, gridX: Any, gridY: Any, gridZ: Any, stream: Any, function: Any, *args: Any) -> None:
+    def __call__(
+        self, gridX: Any, gridY: Any, gridZ: Any, stream: Any, function: Any, *args: Any
+    ) -> None:
         self.calls += 1
 
     def launch(self, *args: Any) -> None:
@@ -226,7 +228,7 @@ def breakdown_rows(
         op(x, w, EPS)
     assert recorder.seen is not None, "the provider did not launch the rows kernel"
     grid, kernel_args, _ = recorder.seen
-    empty_grid = (0,) + tuple(grid[1:])
+    empty_grid = (0, *grid[1:])
 
     measure("stage: ops.rms_norm(x, w, eps), all of it", lambda: op(x, w, EPS))
     measure("stage: op.dispatch (supports_args included)", lambda: op.dispatch(x, w, EPS))
@@ -295,75 +297,40 @@ def cprofile_report(fn: Callable[[], Any], calls: int = 20000, top: int = 25) ->
     return stream.getvalue()
 
 
-# -- main -----------------------------------------------------------------------------------------
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=5000)
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--breakdown", action="store_true", help="time each stage alone")
-    parser.add_argument("--emulate", action="store_true", help="CPU only, fake C launch")
-    parser.add_argument("--json", help="also write the results to this file")
-    args = parser.parse_args()
-
-    emulated = args.emulate
-    device = "cpu" if emulated else "cuda"
-    sync: Callable[[], None] = (lambda: None) if emulated else torch.cuda.synchronize
-    launchers = [norm.ROWS_LAUNCHER, norm.FUSED_ROWS_LAUNCHER, norm.LOOPED_LAUNCHER]
-    if emulated:
-        emulate_launchers(launchers)
-
-    x = torch.randn(1, HIDDEN, device=device).to(torch.bfloat16)
-    w = torch.randn(HIDDEN, device=device).to(torch.bfloat16)
+def bare_launch_rows(
+    x: torch.Tensor, w: torch.Tensor, measure: Callable[[str, Callable[[], Any]], float]
+) -> None:
+    """The launch alone (fast and Triton's), and the references, on the GPU."""
     op = ops.rms_norm
-    rows: list[dict[str, Any]] = []
-
-    def measure(label: str, fn: Callable[[], Any]) -> float:
-        us = host_us_per_call(fn, args.calls, args.repeats, sync, emulated)
-        row: dict[str, Any] = {"case": label, "host_us": us}
-        if not emulated and ("launch" in label or "ops.rms_norm" in label or "F." in label):
-            row["gpu_us"] = gpu_us_per_call(fn, args.calls)
-        rows.append(row)
-        return us
-
-    with op.set_priority(["cuda"]), enable_torch_wrap(False):
-        chosen = op.dispatch(x, w, EPS).provider
-        if chosen != "cuda":
-            raise SystemExit(f"ops.rms_norm dispatched to {chosen!r}, not cuda")
+    bound = _bound_rows_launcher(x, w)
+    recorder = _Recorder(bound)
+    with op.set_priority(["cuda"]), enable_torch_wrap(False), recorder.recording():
         op(x, w, EPS)
-        slow_before = norm.ROWS_LAUNCHER.slow_launches
-        fast_us = measure("ops.rms_norm -> cuda, fast launch (wrap off)", lambda: op(x, w, EPS))
-        fast_path_taken = norm.ROWS_LAUNCHER.slow_launches == slow_before
-        if not emulated:
-            with fast_launch(False):
-                measure("ops.rms_norm -> cuda, Triton launch (wrap off)", lambda: op(x, w, EPS))
-        if args.breakdown:
-            breakdown_rows(x, w, measure)
-            profile = cprofile_report(lambda: op(x, w, EPS))
-    if not emulated:
-        bound = _bound_rows_launcher(x, w)
-        recorder = _Recorder(bound)
-        with op.set_priority(["cuda"]), enable_torch_wrap(False), recorder.recording():
-            op(x, w, EPS)
-        assert recorder.seen is not None
-        grid, kernel_args, _ = recorder.seen
-        full_args = bound._all_args(kernel_args)
-        measure(
-            "bare fast launch (no dispatch, no allocation)",
-            lambda: bound.launch(grid, *kernel_args),
-        )
-        measure(
-            "bare Triton kernel[grid](...) (no dispatch, no allocation)",
-            lambda: norm.rms_norm_rows_kernel[grid](*full_args, **bound.options),
-        )
-        measure("F.rms_norm", lambda: F.rms_norm(x, (HIDDEN,), w, EPS))
-        with op.set_priority(["native"]), enable_torch_wrap(False):
-            measure("ops.rms_norm -> native (wrap off)", lambda: op(x, w, EPS))
-    with op.set_priority(["cuda"]), enable_torch_wrap(True):
-        measure("ops.rms_norm -> cuda, fast launch (wrap on)", lambda: op(x, w, EPS))
-    measure("torch.empty_like (allocation alone)", lambda: torch.empty_like(x))
+    assert recorder.seen is not None
+    grid, kernel_args, _ = recorder.seen
+    full_args = bound._all_args(kernel_args)
+    measure(
+        "bare fast launch (no dispatch, no allocation)",
+        lambda: bound.launch(grid, *kernel_args),
+    )
+    measure(
+        "bare Triton kernel[grid](...) (no dispatch, no allocation)",
+        lambda: norm.rms_norm_rows_kernel[grid](*full_args, **bound.options),
+    )
+    measure("F.rms_norm", lambda: F.rms_norm(x, (HIDDEN,), w, EPS))
+    with op.set_priority(["native"]), enable_torch_wrap(False):
+        measure("ops.rms_norm -> native (wrap off)", lambda: op(x, w, EPS))
 
+
+def report(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    emulated: bool,
+    fast_us: float,
+    fast_path_taken: bool,
+    profile: str,
+) -> None:
+    """Print the table (and the profile), and write ``--json``."""
     where = "CPU, emulated launch (Python side only)" if emulated else torch.cuda.get_device_name()
     print(
         f"{where}; torch {torch.__version__}, triton {triton.__version__}, "
@@ -400,6 +367,62 @@ def main() -> None:
                 f,
                 indent=2,
             )
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--breakdown", action="store_true", help="time each stage alone")
+    parser.add_argument("--emulate", action="store_true", help="CPU only, fake C launch")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+
+    emulated = args.emulate
+    device = "cpu" if emulated else "cuda"
+    sync: Callable[[], None] = (lambda: None) if emulated else torch.cuda.synchronize
+    launchers = [norm.ROWS_LAUNCHER, norm.FUSED_ROWS_LAUNCHER, norm.LOOPED_LAUNCHER]
+    if emulated:
+        emulate_launchers(launchers)
+
+    x = torch.randn(1, HIDDEN, device=device).to(torch.bfloat16)
+    w = torch.randn(HIDDEN, device=device).to(torch.bfloat16)
+    op = ops.rms_norm
+    rows: list[dict[str, Any]] = []
+
+    def measure(label: str, fn: Callable[[], Any]) -> float:
+        us = host_us_per_call(fn, args.calls, args.repeats, sync, emulated)
+        row: dict[str, Any] = {"case": label, "host_us": us}
+        if not emulated and ("launch" in label or "ops.rms_norm" in label or "F." in label):
+            row["gpu_us"] = gpu_us_per_call(fn, args.calls)
+        rows.append(row)
+        return us
+
+    profile = ""
+    with op.set_priority(["cuda"]), enable_torch_wrap(False):
+        chosen = op.dispatch(x, w, EPS).provider
+        if chosen != "cuda":
+            raise SystemExit(f"ops.rms_norm dispatched to {chosen!r}, not cuda")
+        op(x, w, EPS)
+        slow_before = norm.ROWS_LAUNCHER.slow_launches
+        fast_us = measure("ops.rms_norm -> cuda, fast launch (wrap off)", lambda: op(x, w, EPS))
+        fast_path_taken = norm.ROWS_LAUNCHER.slow_launches == slow_before
+        if not emulated:
+            with fast_launch(False):
+                measure("ops.rms_norm -> cuda, Triton launch (wrap off)", lambda: op(x, w, EPS))
+        if args.breakdown:
+            breakdown_rows(x, w, measure)
+            profile = cprofile_report(lambda: op(x, w, EPS))
+    if not emulated:
+        bare_launch_rows(x, w, measure)
+    with op.set_priority(["cuda"]), enable_torch_wrap(True):
+        measure("ops.rms_norm -> cuda, fast launch (wrap on)", lambda: op(x, w, EPS))
+    measure("torch.empty_like (allocation alone)", lambda: torch.empty_like(x))
+
+    report(args, rows, emulated, fast_us, fast_path_taken, profile)
 
 
 if __name__ == "__main__":

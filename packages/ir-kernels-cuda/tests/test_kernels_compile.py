@@ -23,8 +23,8 @@ from triton.compiler import ASTSource  # noqa: E402
 from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
-from ir_kernels_cuda import activation, norm  # noqa: E402
-from ir_op.triton import BoundLauncher, KernelLauncher, interpreting  # noqa: E402
+from ir_kernels_cuda import activation, norm, pdl  # noqa: E402
+from ir_op.triton import BoundLauncher, KernelLauncher, RowConfig, interpreting  # noqa: E402
 
 H100 = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(H100)
@@ -162,3 +162,56 @@ def test_odd_and_small_rows_compile(recorded: list[Recorder], hidden: int) -> No
     for call in CALLS.values():
         call(hidden, torch.bfloat16)
     assert all(".entry" in ptx for ptx in compiled_ptx(recorded))
+
+
+def test_pdl_launches_wait_for_the_previous_kernel_first(
+    recorded: list[Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PDL on, every kernel is compiled with the attribute and starts with
+    griddepcontrol.wait (before any memory access), then lets the next kernel launch; off, the
+    instructions are not there at all."""
+    monkeypatch.setattr(pdl.PDL, "enabled", True)
+    for call in CALLS.values():
+        call(4096, torch.bfloat16)
+    call_count = sum(len(r.calls) for r in recorded)
+    assert all(options["launch_pdl"] is True for r in recorded for _, _, options in r.calls)
+    for ptx in compiled_ptx(recorded):
+        body = ptx[ptx.index(".entry") :]
+        wait = body.index("griddepcontrol.wait")
+        assert "griddepcontrol.launch_dependents" in body
+        first_access = re.search(r"(?:ld|st)\.global", body)
+        assert first_access is not None and wait < first_access.start()
+    for r in recorded:
+        r.calls.clear()
+    monkeypatch.setattr(pdl.PDL, "enabled", False)
+    for call in CALLS.values():
+        call(4096, torch.bfloat16)
+    assert sum(len(r.calls) for r in recorded) == call_count
+    assert all(options["launch_pdl"] is False for r in recorded for _, _, options in r.calls)
+    assert not any("griddepcontrol" in ptx for ptx in compiled_ptx(recorded))
+
+
+def test_launch_plans_follow_the_row_table(
+    recorded: list[Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plans are made once per width and options, and again when ROW_TABLE is replaced
+    (benchmarks/tune_rows.py swaps it); decode-sized launches take the decode choices."""
+    norm.rms_norm_cuda(bf16(4, 8192), bf16(8192), 1e-6)
+    norm.rms_norm_cuda(bf16(128, 8192), bf16(8192), 1e-6)
+    rows = recorded[0]
+    assert [(grid, options["num_warps"]) for grid, _, options in rows.calls] == [
+        ((4,), norm.ROW_TABLE.config(8192, 4).num_warps),
+        ((128,), norm.ROW_TABLE.config(8192).num_warps),
+    ]
+    assert norm.ROW_TABLE.config(8192, 4).num_warps != norm.ROW_TABLE.config(8192).num_warps
+
+    class Fixed:
+        decode_rows = 0
+
+        def config(self, n_cols: int, n_rows: int | None = None) -> RowConfig:
+            return RowConfig(8192, 2, 4, looped=False)
+
+    monkeypatch.setattr(norm, "ROW_TABLE", Fixed())
+    norm.rms_norm_cuda(bf16(128, 8192), bf16(8192), 1e-6)
+    grid, args, options = rows.calls[-1]
+    assert grid == (64,) and options["num_warps"] == 4 and args[9] == 2  # ROWS constexpr

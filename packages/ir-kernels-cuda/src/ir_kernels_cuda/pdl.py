@@ -36,7 +36,7 @@ except ImportError:  # pragma: no cover - older Triton: PDL stays off
     gdc_launch_dependents = gdc_wait = None
 
 
-@triton.jit  # type: ignore[untyped-decorator]
+@triton.jit
 def wait_for_previous_kernel():  # type: ignore[no-untyped-def]
     """Wait until the previous kernel in the stream has finished and its writes are visible,
     then let the next kernel launch. A no-op for kernels launched without PDL."""

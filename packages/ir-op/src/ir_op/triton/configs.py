@@ -9,7 +9,11 @@ how close they get to the memory-bandwidth limit:
   rows loop over chunks of :attr:`RowTable.loop_block` columns.
 - **rows per program**: short rows are packed, several per program, until a program covers about
   :attr:`RowTable.min_tile` elements, so a program is not mostly launch overhead.
-- **warps**: enough threads that each holds a few 16-byte vectors of the tile.
+- **warps**: enough threads that each holds a few 16-byte vectors of the tile. Two sets: for
+  launches over many rows bandwidth decides, and fewer warps with more values per thread keep
+  more loads in flight per SM and make the cross-warp reduction cheaper; for decode launches (at
+  most :attr:`RowTable.decode_rows` rows, a few programs on a GPU of a hundred SMs) latency
+  decides, and more warps give each thread fewer instructions between its loads and its stores.
 
 A :class:`RowTable` holds these numbers for one family of GPUs; :data:`NVIDIA_ROW_TABLE` is tuned
 for H100-class GPUs (32-thread warps, 64K registers per SM). Kernel sets for other hardware pass
@@ -84,16 +88,17 @@ class RowTable:
         for name in ("warps", "decode_warps"):
             pairs = getattr(self, name)
             if (name == "warps" and not pairs) or list(pairs) != sorted(pairs):
-                raise ValueError(f"RowTable.{name} must be ascending (warps non-empty), got {pairs}")
+                raise ValueError(
+                    f"RowTable.{name} must be ascending (warps non-empty), got {pairs}"
+                )
             if pairs and pairs[-1][0] < self.max_block:
                 raise ValueError(
                     f"RowTable.{name} ends at {pairs[-1][0]} elements; it must cover "
                     f"max_block={self.max_block}"
                 )
-        if isinstance(self.decode_rows, bool) or not isinstance(self.decode_rows, int):
-            raise ValueError(f"RowTable.decode_rows must be an int >= 0, got {self.decode_rows!r}")
-        if self.decode_rows < 0:
-            raise ValueError(f"RowTable.decode_rows must be an int >= 0, got {self.decode_rows!r}")
+        rows = self.decode_rows
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ValueError(f"RowTable.decode_rows must be an int >= 0, got {rows!r}")
 
     def warps_for(self, tile: int, decode: bool = False) -> int:
         """Warps for a tile of ``tile`` elements (of a decode launch: :attr:`decode_warps`)."""

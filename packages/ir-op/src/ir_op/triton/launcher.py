@@ -224,7 +224,7 @@ def _declared_params(kernel: Any) -> list[_Param]:
     if fn is None:
         raise TypeError(f"cannot read the parameters of {kernel!r}")
     params = []
-    for p in inspect.signature(fn).parameters.values():
+    for p in inspect.signature(getattr(fn, "__func__", fn)).parameters.values():
         annotation = p.annotation
         constexpr = "constexpr" in (
             annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
@@ -329,8 +329,11 @@ def _generate_fast_launch(
     Each argument's part of the key is Triton's specialization of it or in one-to-one
     correspondence with it, computed without calling Triton where that is cheaper in Python: a
     tensor's dtype and 16-byte alignment; for an integer in the int32 range, Triton's answer
-    computed once. The key is flat where that saves time: a parameter whose first argument was
-    an aligned-specialized tensor has two parts, dtype and alignment (``None`` as the second for
+    computed once. (One exception, finer on purpose: Triton types a parameter annotated as a
+    float or a bool alike whatever it gets, and the key also tells the argument's kind, so a
+    ``None`` there, which the compiled launcher would refuse, takes Triton's launch and its
+    error.) The key is flat where that saves time: a parameter whose first argument was an
+    aligned-specialized tensor has two parts, dtype and alignment (``None`` as the second for
     its other kinds); every other parameter has one part, a constexpr two (type, value), all at
     fixed positions. Within a position, different kinds give different values (a torch dtype, a
     tuple from Triton, ``None``), so equal keys mean equal specializations and the other way
@@ -390,60 +393,86 @@ def _generate_fast_launch(
                 key_parts += [f"type({a})", a]
             launch_args.append(a)
             continue
-        call = f"specialize(backend, {a}, {p.is_const}, {p.specialize}, {p.align})"
         seen = "tensor" if i == 0 else _kind(first_args[i] if i < len(first_args) else p.default)
-        # A parameter that got an aligned-specialized tensor first keeps two key parts, dtype
-        # and alignment (flat: no tuple to build and hash); its other kinds fill the second
-        # with None. Every other parameter has one part.
-        two = seen == "tensor" and p.specialize and p.align
-        tensor_key = (
-            f"s{i}, t{i} = {a}.dtype, p{i} & 15 == 0" if two
-            else f"s{i} = {_tensor_key(p, a, f'p{i}')}"
-        )  # fmt: skip
-        if i == 0:
-            lines.append(f"    {tensor_key}")
-        else:
-            none, floats = _value_blind_specializations(
-                p, namespace["specialize"], namespace["backend"]
-            )
-            namespace[f"none{i}"] = none
-            no_second = f"; t{i} = None" if two else ""
-            branches = {
-                "int": (
-                    f"type({a}) is int",
-                    [f"p{i}, s{i} = {a}, {_int_key(p, i, call, namespace)}{no_second}"],
-                ),
-                "none": (f"{a} is None", [f"p{i}, s{i} = None, none{i}{no_second}"]),
-                "tensor": (
-                    f"isinstance({a}, Tensor)",
-                    [
-                        f"if {a}.get_device() != dev:",
-                        f"    {slow_call}",
-                        f"p{i} = {a}.data_ptr()",
-                        tensor_key,
-                    ],
-                ),
-            }
-            if floats is not None:
-                namespace[f"float{i}"] = floats
-                branches["float"] = (
-                    f"type({a}) is float",
-                    [f"p{i}, s{i} = {a}, float{i}{no_second}"],
-                )
-            # The kind of argument the first call passed is tested first.
-            order = sorted(branches, key=lambda kind: kind != seen)
-            for position, kind in enumerate(order):
-                test, body = branches[kind]
-                lines.append(f"    {'if' if position == 0 else 'elif'} {test}:")
-                lines += [f"        {line}" for line in body]
-            lines += ["    else:", f"        p{i}, s{i} = {a}, {call}{no_second}"]
-        key_parts += [f"s{i}", f"t{i}"] if two else [f"s{i}"]
+        code, parts = _argument_lines(i, p, seen, namespace, slow_call)
+        lines += code
+        key_parts += parts
         launch_args.append(f"p{i}")
     if bound is None:
         key_parts += list(option_names)
         key_parts.append("tuple(options.items()) if options else None")
+    lines += _launch_lines(key_parts, launch_args, args_tuple, options_expr, slow_call)
+    source = "\n".join(lines) + "\n"
+    exec(compile(source, "<ir_op.triton fast launch>", "exec"), namespace)
+    fn: Callable[..., None] = namespace["fast_launch"]
+    fn.__doc__ = source  # the generated code, for debugging
+    return fn
+
+
+def _argument_lines(
+    i: int, p: _Param, seen: str, namespace: dict[str, Any], slow_call: str
+) -> tuple[list[str], list[str]]:
+    """Generated code for the runtime argument ``a{i}``: it sets ``p{i}`` (what the launch
+    passes: a data pointer for a tensor) and the argument's key parts, returned as names.
+
+    ``seen`` is the kind of argument the first call passed there, tested first. A parameter that
+    got an aligned-specialized tensor first keeps two key parts, dtype and alignment (flat: no
+    tuple to build and hash); its other kinds fill the second with ``None``. Every other
+    parameter has one part.
+    """
+    a = f"a{i}"
+    call = f"specialize(backend, {a}, {p.is_const}, {p.specialize}, {p.align})"
+    two = seen == "tensor" and p.specialize and p.align
+    tensor_key = (
+        f"s{i}, t{i} = {a}.dtype, p{i} & 15 == 0" if two
+        else f"s{i} = {_tensor_key(p, a, f'p{i}')}"
+    )  # fmt: skip
+    parts = [f"s{i}", f"t{i}"] if two else [f"s{i}"]
+    if i == 0:  # a tensor, checked by the caller
+        return [f"    {tensor_key}"], parts
+    none, floats = _value_blind_specializations(p, namespace["specialize"], namespace["backend"])
+    namespace[f"none{i}"] = none
+    no_second = f"; t{i} = None" if two else ""
+    branches = {
+        "int": (
+            f"type({a}) is int",
+            [f"p{i}, s{i} = {a}, {_int_key(p, i, call, namespace)}{no_second}"],
+        ),
+        "none": (f"{a} is None", [f"p{i}, s{i} = None, none{i}{no_second}"]),
+        "tensor": (
+            f"isinstance({a}, Tensor)",
+            [
+                f"if {a}.get_device() != dev:",
+                f"    {slow_call}",
+                f"p{i} = {a}.data_ptr()",
+                tensor_key,
+            ],
+        ),
+    }
+    if floats is not None:
+        namespace[f"float{i}"] = floats
+        branches["float"] = (f"type({a}) is float", [f"p{i}, s{i} = {a}, float{i}{no_second}"])
+    lines = []
+    order = sorted(branches, key=lambda kind: kind != seen)
+    for position, kind in enumerate(order):
+        test, body = branches[kind]
+        lines.append(f"    {'if' if position == 0 else 'elif'} {test}:")
+        lines += [f"        {line}" for line in body]
+    lines += ["    else:", f"        p{i}, s{i} = {a}, {call}{no_second}"]
+    return lines, parts
+
+
+def _launch_lines(
+    key_parts: list[str],
+    launch_args: list[str],
+    args_tuple: str,
+    options_expr: str,
+    slow_call: str,
+) -> list[str]:
+    """Generated code that looks the key up and launches the cached kernel (or Triton's launch
+    for a key not seen yet, which caches it)."""
     launch_tail = "".join(f"{x}, " for x in launch_args)
-    lines += [
+    return [
         f"    key = ({', '.join(key_parts)})",
         "    try:",
         "        entry = entries.get(key)",
@@ -471,11 +500,6 @@ def _generate_fast_launch(
         "    except (TypeError, AttributeError) as error:  # raised before anything is enqueued",
         f"        return broken(error, grid, {args_tuple}, {options_expr})",
     ]
-    source = "\n".join(lines) + "\n"
-    exec(compile(source, "<ir_op.triton fast launch>", "exec"), namespace)
-    fn: Callable[..., None] = namespace["fast_launch"]
-    fn.__doc__ = source  # the generated code, for debugging
-    return fn
 
 
 _Entry = tuple[Callable[..., Any], Any, Any, bool, Any, Any]
