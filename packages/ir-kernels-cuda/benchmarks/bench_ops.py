@@ -22,7 +22,8 @@ generator. Providers, measured in the same run:
 - ``liger``: Liger-Kernel's RMSNorm forward (``rms_norm`` only), when ``liger_kernel`` imports;
 - ``unfused``: for composite ops, each component through its own provider.
 
-Effective TB/s = bytes of every input and output tensor / time. Eager time: CUDA events around a
+Effective TB/s = bytes of every input and output tensor / time (of a gathered table, such as
+rotary's cos/sin cache, only the rows read). Eager time: CUDA events around a
 loop of calls over input sets rotated so that they span more than twice the L2 cache, median of
 repeats. Sizes up to 256 tokens are also timed as replays of a CUDA graph of such calls, which
 is what decoding runs; targets at those sizes use the graph times. Every provider, ``copy`` and
@@ -81,9 +82,19 @@ def _tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def bytes_moved(args: Sequence[Any], outputs: Any) -> int:
-    """Bytes of every input and output tensor: what a perfect kernel reads and writes once."""
-    return sum(t.numel() * t.element_size() for t in _tensors(list(args)) + _tensors(outputs))
+def bytes_moved(args: Sequence[Any], outputs: Any, op_name: str = "") -> int:
+    """Bytes of every input and output tensor: what a perfect kernel reads and writes once.
+
+    A table that a kernel gathers rows from counts only the rows gathered (at most all of it):
+    ``rotary_embedding`` reads one ``cos_sin_cache`` row per position, not the whole cache.
+    """
+    total = sum(t.numel() * t.element_size() for t in _tensors(list(args)) + _tensors(outputs))
+    if op_name == "rotary_embedding":
+        positions, cache = args[0], args[4]
+        cache_bytes = cache.numel() * cache.element_size()
+        gathered = positions.numel() * cache.shape[-1] * cache.element_size()
+        total -= cache_bytes - min(cache_bytes, gathered)
+    return total
 
 
 def _events_us(run: Callable[[], None], calls: int, repeats: int) -> float:
@@ -211,7 +222,7 @@ def measure_op(
         )
 
     probe = inputs()
-    total = bytes_moved(probe, op.native_fn(*probe))
+    total = bytes_moved(probe, op.native_fn(*probe), op.name)
     sets = [probe] + [inputs() for _ in range(_rotation(total, l2_bytes) - 1)]
     half = max(total // 2, 1)
     copies = [

@@ -3,7 +3,8 @@
     python packages/ir-kernels-cuda/benchmarks/tune_rows.py [--ops rms_norm,...] [--out DIR]
 
 For each op whose cuda provider launches through a module-level ``ROW_TABLE`` (the norms, the
-gated activations; default: ``rms_norm``, ``fused_add_rms_norm``, ``gelu_and_mul_sparse``), each
+sparse GeGLU, per-token fp8 quantization, norm + quantization; default: ``rms_norm``,
+``fused_add_rms_norm``, ``gelu_and_mul_sparse``), each
 shape is timed with every candidate ``(rows per program, num_warps)`` that gives a thread 4 to 64
 elements of a tile of at most 16384, as ``bench_ops.py`` times: replays of a CUDA graph up to
 256 tokens (decode sizes), eager calls on inputs rotated through more than twice the L2 above.

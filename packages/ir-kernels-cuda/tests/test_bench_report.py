@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 import torch
 
+from ir_kernels_cuda._support import PROVIDED_OPS
+from ir_op import IrOp
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_ops.py"
 
 
@@ -54,6 +57,28 @@ def test_bytes_moved_counts_inputs_and_outputs(bench: ModuleType) -> None:
     x, r, w = torch.empty(3, 8), torch.empty(3, 8), torch.empty(8, dtype=torch.bfloat16)
     outputs = (torch.empty(3, 8), torch.empty(3, 8))
     assert bench.bytes_moved((x, r, w, 1e-6, None), outputs) == 4 * 24 * 4 + 16
+
+
+def test_bytes_moved_counts_the_gathered_rows_of_rotarys_cache(bench: ModuleType) -> None:
+    from ir_op import ops
+
+    args = ops.rotary_embedding.generate_inputs(
+        num_tokens=3, hidden_size=256, dtype=torch.bfloat16, max_position=100
+    )  # positions [3] int64, query [3, 256], key [3, 128] (heads of 128), cache [100, 128]
+    outputs = ops.rotary_embedding.native_fn(*args)
+    assert bench.bytes_moved(args, outputs, "rotary_embedding") == (
+        3 * 8 + 2 * (3 * 256 + 3 * 128) * 2 + 3 * 128 * 2
+    )
+    assert bench.bytes_moved(args, outputs) == 3 * 8 + 2 * (3 * 384) * 2 + 100 * 128 * 2
+
+
+@pytest.mark.parametrize("name", PROVIDED_OPS)
+def test_every_cuda_op_can_be_benchmarked(bench: ModuleType, name: str) -> None:
+    """bench_ops.py measures every op with a cuda provider: each makes its inputs with the
+    benchmark's arguments and has bytes to count (the GPU run does the rest)."""
+    op = IrOp.registry[name]
+    args = op.generate_inputs(num_tokens=3, hidden_size=256, dtype=torch.bfloat16, device="cpu")
+    assert bench.bytes_moved(args, op.native_fn(*args), name) > 3 * 256
 
 
 def test_rotation_spans_twice_the_l2(bench: ModuleType) -> None:

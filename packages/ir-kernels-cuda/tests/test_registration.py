@@ -53,7 +53,7 @@ def test_without_triton_the_providers_say_why() -> None:
         "from ir_op.platforms import kernel_set_errors\n"
         "ops.rms_norm.get_priority()\n"
         "assert 'cuda' not in kernel_set_errors(), kernel_set_errors()\n"
-        "for name in ('rms_norm', 'fused_add_rms_norm', 'gelu_and_mul_sparse'):\n"
+        f"for name in {PROVIDED_OPS!r}:\n"
         "    impl = IrOp.registry[name].impls['cuda']\n"
         "    print(name, impl.supported, impl.unsupported_reason)\n"
     )
@@ -63,7 +63,7 @@ def test_without_triton_the_providers_say_why() -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == len(PROVIDED_OPS)
     for line in lines:
         assert line.split(" ", 2)[1:] == ["False", "triton is not installed (it ships for "
                                           "Linux; pip install 'ir-op[triton]')"]  # fmt: skip

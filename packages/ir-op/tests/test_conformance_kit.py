@@ -114,6 +114,45 @@ def test_variants_come_from_the_table(norm: IrOp) -> None:
     )
 
 
+def test_every_op_with_variants_exists_and_takes_them() -> None:
+    from ir_op.testing.conformance import INPUT_VARIANTS
+
+    for name, variants in INPUT_VARIANTS.items():
+        op = IrOp.registry[name]
+        for options in variants:
+            args = op.generate_inputs(num_tokens=2, hidden_size=64, dtype=torch.float32, **options)
+            assert args, (name, options)
+
+
+def test_rotary_takes_every_hidden_size_of_the_grid() -> None:
+    """Hidden sizes without an even head size up to 128 become one head of that size."""
+    for hidden in FULL_HIDDEN:
+        case = Case("rotary_embedding", torch.float16, 3, hidden)
+        _, query, _, head_size, cache, *_ = make_args(case, "cpu")
+        assert query.shape == (3, hidden) and hidden % head_size == 0
+        assert cache.shape[1] % 2 == 0 and cache.shape[1] <= head_size
+        if hidden in (769, 12289):
+            assert head_size == hidden and cache.shape[1] == hidden - 1
+            assert cache.numel() <= 2**20
+    options = (("head_size", 257),)  # a case's own options win
+    assert (
+        make_args(Case("rotary_embedding", torch.float16, 3, 771, options=options), "cpu")[3] == 257
+    )
+
+
+def test_emulated_nan_inf_cases_avoid_cpu_gelus_artifact() -> None:
+    from ir_op.testing.conformance import EMULATED_NAN_INF_OPTIONS
+
+    for name, options in EMULATED_NAN_INF_OPTIONS.items():
+        op = IrOp.registry[name]
+        emulated = [c for c in build_cases("numerics", [op], emulated=True) if c.special]
+        assert emulated and all(dict(c.options) == options for c in emulated)
+        full = [c for c in build_cases("numerics", [op], emulated=False) if c.special]
+        assert full and all(c.options == () for c in full)  # real hardware: every option
+    x = torch.full((64,), float("inf"))
+    assert torch.nn.functional.gelu(x)[0].isnan(), "torch's CPU GELU is fixed: drop the entry"
+
+
 def test_every_kind_has_unique_ids(norm: IrOp) -> None:
     for kind in CASE_KINDS:
         for emulated in (False, True):

@@ -17,7 +17,8 @@ except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
 if triton_missing_reason() is None:
-    from ir_kernels_cuda import activation, norm  # noqa: F401  (importing registers providers)
+    # importing registers providers
+    from ir_kernels_cuda import activation, glu, norm, norm_quant, quant, rotary  # noqa: F401
 else:
     from ir_kernels_cuda._without_triton import register_unsupported
 

@@ -8,7 +8,19 @@ import importlib.util
 PLATFORM = "cuda"
 PROVIDER = "cuda"
 
-PROVIDED_OPS = ("rms_norm", "fused_add_rms_norm", "gelu_and_mul_sparse")
+PROVIDED_OPS = (
+    "rms_norm",
+    "fused_add_rms_norm",
+    "gelu_and_mul_sparse",
+    "silu_and_mul",
+    "gelu_and_mul",
+    "rotary_embedding",
+    "static_scaled_fp8_quant",
+    "dynamic_scaled_fp8_quant",
+    "rms_norm_static_fp8_quant",
+    "fused_add_rms_norm_static_fp8_quant",
+    "silu_and_mul_static_fp8_quant",
+)
 """The ops this kernel set registers a provider for (checked against the registry by a test)."""
 
 

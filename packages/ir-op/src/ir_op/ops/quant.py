@@ -91,7 +91,10 @@ def dynamic_scaled_fp8_quant(
             amax = torch.minimum(amax, scale_ub.reshape(()))
     else:
         amax = _tensor_amax(x32)
-    scales = (amax / fp8_max(fp8_dtype)).clamp(min=min_dynamic_scale(fp8_dtype))
+    # A tensor divisor, not a Python number: CUDA divides by a number as a multiplication by its
+    # reciprocal (not rounded once), which would make the scale depend on the device.
+    limit = torch.full_like(amax, fp8_max(fp8_dtype))
+    scales = (amax / limit).clamp(min=min_dynamic_scale(fp8_dtype))
     return quantize(x32, scales, fp8_dtype), scales
 
 

@@ -38,6 +38,7 @@ The ``check_*`` functions are the tests' bodies, usable on their own.
 
 from __future__ import annotations
 
+import math
 import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -75,12 +76,51 @@ INPUT_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
     "rms_norm": ({"with_weight": False}, {"variance_size": 64}),
     "fused_add_rms_norm": ({"with_weight": False}, {"variance_size": 64}),
     "gelu_and_mul_sparse": ({"approximate": "none"}, {"std_multiplier": -3.0}),
+    "gelu_and_mul": ({"approximate": "tanh"},),
+    "rotary_embedding": (
+        {"is_neox_style": False},
+        {"with_key": False},
+        {"per_head_layout": True},
+        {"rotary_dim": 32},
+        {"is_neox_style": False, "rotary_dim": 32, "cache_dtype": torch.float32},
+    ),
+    "static_scaled_fp8_quant": ({"calibration": 0.5},),
+    "dynamic_scaled_fp8_quant": ({"per_token": True}, {"per_token": True, "scale_ub": 2.0}),
+    "rms_norm_static_fp8_quant": ({"with_weight": False}, {"calibration": 0.5}),
+    "fused_add_rms_norm_static_fp8_quant": ({"with_weight": False}, {"calibration": 0.5}),
+    "silu_and_mul_static_fp8_quant": ({"calibration": 0.5},),
 }
 """Generator options other than the defaults, per op, tried on a few shapes.
 
 Ops not listed run with their generator's defaults only; add an entry when an op's generator
-grows an option that changes which code path a provider takes.
+grows an option that changes which code path a provider takes. (``calibration=0.5`` scales make
+the largest values saturate; ``scale_ub=2.0`` bounds the amax of most rows.)
 """
+
+
+def _rotary_shape_options(hidden_size: int) -> dict[str, Any]:
+    # The generator's heads are of an even size up to 128 that divides the hidden size; a hidden
+    # size without one (769, 12289) becomes one head of that size, with a partial rotation, and
+    # fewer positions keep its cos/sin cache (max_position x rotary_dim) about 2**20 elements.
+    if math.gcd(hidden_size, 128) >= 2:
+        return {}
+    return {"head_size": hidden_size, "max_position": max(16, 2**20 // hidden_size)}
+
+
+SHAPE_OPTIONS: dict[str, Callable[[int], dict[str, Any]]] = {
+    "rotary_embedding": _rotary_shape_options,
+}
+"""Generator options an op needs to take a grid's hidden size, per op: ``f(hidden_size)``.
+
+``rotary_embedding``'s generator cannot split an odd hidden size into heads of its default
+size: such a hidden size is one odd-sized head (partially rotated, as its rotary width is even),
+so the grid's odd widths still reach the kernels, with a cache of fewer positions (8192 rows of
+12288 would take seconds to build). A case's own options take precedence.
+"""
+EMULATED_NAN_INF_OPTIONS: dict[str, dict[str, Any]] = {"gelu_and_mul": {"approximate": "tanh"}}
+"""Generator options of the NaN/inf cases on an emulated platform, per op, where the native
+function on the CPU (the reference there) departs from CUDA's at the injected values: torch's
+vectorized CPU GELU of the erf form returns NaN at +inf, where CUDA's (and the math) give +inf."""
 
 _DTYPE_NAMES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
 
@@ -200,16 +240,17 @@ def _numerics_cases(
     name = op.name
     cases: list[Case] = []
     if emulated:
+        nan_inf = tuple(sorted(EMULATED_NAN_INF_OPTIONS.get(name, {}).items()))
         for dtype in dtypes:
             cases += [Case(name, dtype, t, h) for t, h in _EMULATED_SHAPES]
             cases.append(Case(name, dtype, 0, 769))
             cases += [Case(name, dtype, t, h, PADDED_ROWS) for t, h in ((7, 769), (2, 12289))]
             cases.append(Case(name, dtype, 7, 769, LAST_DIM_STRIDED))
-            cases.append(Case(name, dtype, 7, 769, special=NAN_INF))
+            cases.append(Case(name, dtype, 7, 769, special=NAN_INF, options=nan_inf))
         wide = torch.bfloat16 if torch.bfloat16 in dtypes else dtypes[0]
         cases += [Case(name, wide, t, h) for t, h in _EMULATED_WIDE_SHAPES]
         cases.append(Case(name, wide, 83, 768, PADDED_ROWS))
-        cases.append(Case(name, wide, 3, 12289, special=NAN_INF))
+        cases.append(Case(name, wide, 3, 12289, special=NAN_INF, options=nan_inf))
         for v in _variants(op, variants):
             cases += [Case(name, wide, t, h, options=v) for t, h in ((7, 769), (2, 12289))]
         return cases
@@ -269,13 +310,16 @@ def make_args(case: Case, device: str) -> tuple[Any, ...]:
     """The op's generator's inputs for ``case`` on ``device``, laid out as the case says."""
     op = case.op
     torch.manual_seed(case_seed(case))
+    shape_options = SHAPE_OPTIONS.get(op.name)
+    options = shape_options(case.hidden_size) if shape_options is not None else {}
+    options.update(case.options)
     args = list(
         op.generate_inputs(
             num_tokens=case.num_tokens,
             hidden_size=case.hidden_size,
             dtype=case.dtype,
             device=device,
-            **dict(case.options),
+            **options,
         )
     )
     if case.special == NAN_INF:
