@@ -7,8 +7,14 @@ Every op with a ``cuda`` provider is measured (an op joins as soon as it has one
 tokens {1, 16, 64, 256, 1024, 4096, 16384} x hidden {4096, 8192}, with inputs from the op's own
 generator. Providers, measured in the same run:
 
-- ``copy``: a device-to-device copy moving the same number of bytes (half read, half written):
-  the ceiling;
+- ``copy``: a device-to-device copy (``Tensor.copy_``) moving the same number of bytes (half
+  read, half written): the ceiling;
+- ``copy_kernel``: the same bytes moved by a one-line Triton copy kernel launched exactly like
+  the cuda provider's kernels (ir_op.triton's bound launcher, with programmatic dependent launch
+  when the provider uses it): the floor of any kernel moving these bytes, launch costs
+  included. In CUDA graphs ``copy`` is a memcpy node, which the driver may run on a copy
+  engine or with other launch costs than a kernel node, so at decode sizes this is the fairer
+  reference;
 - ``cuda``: the provider, called through ir_op dispatch with torch wrap off;
 - ``native``: the op's native function in eager;
 - ``compile``: ``torch.compile`` of the native function, Inductor, mode ``default`` (unless
@@ -20,7 +26,10 @@ Effective TB/s = bytes of every input and output tensor / time (of a gathered ta
 rotary's cos/sin cache, only the rows read). Eager time: CUDA events around a
 loop of calls over input sets rotated so that they span more than twice the L2 cache, median of
 repeats. Sizes up to 256 tokens are also timed as replays of a CUDA graph of such calls, which
-is what decoding runs; targets at those sizes use the graph times.
+is what decoding runs; targets at those sizes use the graph times. Every provider, ``copy`` and
+``copy_kernel`` included, rotates through the same number of buffers (at most 64): one graph of
+at least 64 calls, each on the next set, replayed; below a few hundred KB per set all of them fit
+in the L2, so decode-sized graph times are L2-resident for every provider alike.
 
 Writes ``results.json``, ``RESULTS.md`` (the tables, and each target met or missed) and
 ``throughput.png`` (TB/s against tokens per provider; needs matplotlib) into ``--out`` (default:
@@ -40,14 +49,17 @@ from typing import Any
 
 import torch
 import triton
+import triton.language as tl
 
+from ir_kernels_cuda.pdl import pdl_enabled, wait_for_previous_kernel
 from ir_op import IrOp, enable_torch_wrap
 from ir_op.platforms import ensure_kernels_loaded
+from ir_op.triton import KernelLauncher
 
 TOKENS = (1, 16, 64, 256, 1024, 4096, 16384)
 HIDDEN = (4096, 8192)
 GRAPH_MAX_TOKENS = 256
-PROVIDERS = ("copy", "cuda", "native", "compile", "liger", "unfused")
+PROVIDERS = ("copy", "copy_kernel", "cuda", "native", "compile", "liger", "unfused")
 HERE = Path(__file__).resolve().parent
 
 # Targets of the issue, checked in RESULTS.md.
@@ -136,6 +148,36 @@ def time_graph(fn: Callable[[Any], Any], sets: Sequence[Any], repeats: int) -> f
     return _events_us(graph.replay, calls, repeats)
 
 
+@triton.jit  # type: ignore[untyped-decorator]
+def copy_kernel(src, dst, n_bytes, BLOCK: tl.constexpr, USE_PDL: tl.constexpr):  # type: ignore[no-untyped-def]
+    """``dst[:n] = src[:n]`` (bytes), ``BLOCK`` per program, first out of L2 for the source."""
+    if USE_PDL:
+        wait_for_previous_kernel()
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n_bytes
+    data = tl.load(src + offsets, mask=mask, eviction_policy="evict_first")
+    tl.store(dst + offsets, data, mask=mask)
+
+
+COPY_BLOCK = 16384  # bytes per program: 8 x 16-byte vectors per thread at 4 warps
+COPY_LAUNCHER = KernelLauncher(copy_kernel)
+
+
+_COPY_BOUND: dict[bool, Any] = {}
+
+
+def kernel_copy(pair: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Copy ``pair[0]`` into ``pair[1]`` (uint8) with :func:`copy_kernel`."""
+    src, dst = pair
+    n = src.numel()
+    use_pdl = pdl_enabled()
+    bound = _COPY_BOUND.get(use_pdl)
+    if bound is None:
+        bound = COPY_LAUNCHER.bind(COPY_BLOCK, use_pdl, num_warps=4, launch_pdl=use_pdl)
+        _COPY_BOUND[use_pdl] = bound
+    bound.launch(((n + COPY_BLOCK - 1) // COPY_BLOCK,), src, dst, n)
+
+
 def _rotation(bytes_per_set: int, l2_bytes: int) -> int:
     """How many input sets span more than twice the L2 cache (at most 64)."""
     return max(1, min(64, math.ceil(2 * l2_bytes / max(bytes_per_set, 1))))
@@ -212,6 +254,11 @@ def measure_op(
         "copy",
         time_eager(copy, copies, repeats),
         time_graph(copy, copies, repeats) if with_graph else None,
+    )
+    record(
+        "copy_kernel",
+        time_eager(kernel_copy, copies, repeats),
+        time_graph(kernel_copy, copies, repeats) if with_graph else None,
     )
     for provider, priority, fn in runners(op, compile_mode):
         with op.set_priority(priority), enable_torch_wrap(False):
@@ -323,15 +370,20 @@ def verdicts(records: Sequence[dict[str, Any]]) -> list[tuple[bool, str]]:
                 )
             )
         if "compile" in by and not math.isnan(by["compile"]["us_eager"]):
-            speedup = compared_us(by["compile"]) / mine
+            compiled = compared_us(by["compile"])
+            speedup = compiled / mine
             wanted = COMPILE_SPEEDUP if 256 <= tokens <= 4096 else 1.0
-            out.append(
-                (
-                    speedup >= wanted,
-                    f"{shape}: {speedup:.2f}x torch.compile ({mine:.2f} vs "
-                    f"{compared_us(by['compile']):.2f} us); target {wanted:.2f}x",
-                )
+            sentence = (
+                f"{shape}: {speedup:.2f}x torch.compile ({mine:.2f} vs {compiled:.2f} us); "
+                f"target {wanted:.2f}x"
             )
+            floor = _ceiling_us(by)
+            if speedup < wanted and floor is not None and compiled / floor < wanted:
+                sentence += (
+                    f" (beyond the ceiling: moving these bytes takes {floor:.2f} us, so at most "
+                    f"{compiled / floor:.2f}x is possible)"
+                )
+            out.append((speedup >= wanted, sentence))
         if tokens <= 64 and hidden == 4096 and cuda.get("us_graph") is not None:
             out.append(
                 (
@@ -349,6 +401,16 @@ def verdicts(records: Sequence[dict[str, Any]]) -> list[tuple[bool, str]]:
                 )
             )
     return out
+
+
+def _ceiling_us(by: dict[str, dict[str, Any]]) -> float | None:
+    """The fastest way measured to move a shape's bytes: ``copy`` or ``copy_kernel``."""
+    times = [
+        compared_us(by[p])
+        for p in ("copy", "copy_kernel")
+        if p in by and not math.isnan(compared_us(by[p]))
+    ]
+    return min(times) if times else None
 
 
 def _cell(r: dict[str, Any] | None, field: str) -> str:
@@ -396,10 +458,17 @@ def markdown(records: Sequence[dict[str, Any]], env: dict[str, Any], plot: str |
         lines += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
     checks = verdicts(records)
     missed = [s for ok, s in checks if not ok]
+    beyond = sum("beyond the ceiling" in s for s in missed)
     lines += [
         "## Targets",
         "",
-        f"{len(checks) - len(missed)} of {len(checks)} checks met.",
+        f"{len(checks) - len(missed)} of {len(checks)} checks met."
+        + (
+            f" {beyond} of the missed ones ask for more than the copy ceiling allows (said "
+            "there, with the numbers)."
+            if beyond
+            else ""
+        ),
         "",
     ]
     lines += [f"- {'met' if ok else '**MISSED**'}: {s}" for ok, s in checks]

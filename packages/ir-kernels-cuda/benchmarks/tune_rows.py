@@ -1,31 +1,46 @@
-"""Try other launch choices for the row kernels on the GPU; print the fastest per shape.
+"""Sweep the launch choices of the row kernels on the GPU; print the fastest per shape.
 
-    python packages/ir-kernels-cuda/benchmarks/tune_rows.py [--ops rms_norm] [--hidden 4096 8192]
+    python packages/ir-kernels-cuda/benchmarks/tune_rows.py [--ops rms_norm,...] [--out DIR]
 
 For each op whose cuda provider launches through a module-level ``ROW_TABLE`` (the norms, the
-gated activations), each shape is timed with every ``(num_warps, rows per program)`` that gives
-a thread between 1 and 64 elements, as ``bench_ops.py`` times (CUDA-graph replays up to 256
-tokens, eager calls on inputs rotated through more than twice the L2 above), next to the choice
-of the current table. Rows wider than the table's single block are skipped (looped kernels).
-The output says, per shape, how much the best choice gains: the numbers to change in
-``ir_op.triton.NVIDIA_ROW_TABLE`` if it is worth it.
+sparse GeGLU, per-token fp8 quantization, norm + quantization; default: ``rms_norm``,
+``fused_add_rms_norm``, ``gelu_and_mul_sparse``), each
+shape is timed with every candidate ``(rows per program, num_warps)`` that gives a thread 4 to 64
+elements of a tile of at most 16384, as ``bench_ops.py`` times: replays of a CUDA graph up to
+256 tokens (decode sizes), eager calls on inputs rotated through more than twice the L2 above.
+Decode sizes (up to the table's ``decode_rows`` tokens) are also timed with programmatic
+dependent launch off and on (``ir_kernels_cuda.pdl``). Rows wider than the table's single block
+are skipped (looped kernels).
+
+The output says, per shape, the table's choice and its time, the best candidate and what it
+gains, and at the end, per op and width, the choice to put in ``NVIDIA_ROW_TABLE`` for decode
+launches (``decode_warps``) and for the others (``warps``): the one with the smallest total
+time over those shapes. ``--out DIR`` also writes ``tune.json`` with every timing.
+``--budget-s`` stops starting new shapes after that many seconds (what was skipped is printed).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
+import time
+from collections import defaultdict
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
 
+from ir_kernels_cuda import pdl as pdl_switch
 from ir_op import IrOp, enable_torch_wrap
 from ir_op.platforms import ensure_kernels_loaded
 from ir_op.triton import RowConfig, RowTable
 
 _BENCH_PATH = Path(__file__).resolve().parent / "bench_ops.py"
+DEFAULT_OPS = "rms_norm,fused_add_rms_norm,gelu_and_mul_sparse"
+MAX_TILE = 16384
 
 
 def _bench() -> ModuleType:
@@ -39,38 +54,60 @@ def _bench() -> ModuleType:
 
 
 class FixedChoice:
-    """Stands in for a RowTable: the same choice for every width."""
+    """Stands in for a RowTable: the same choice for every width and launch size."""
+
+    decode_rows = 0
 
     def __init__(self, config: RowConfig) -> None:
         self.fixed = config
 
-    def config(self, n_cols: int) -> RowConfig:
+    def config(self, n_cols: int, n_rows: int | None = None) -> RowConfig:
         return self.fixed
 
 
 def candidates(table: RowTable, n_cols: int) -> list[RowConfig]:
+    """Every (rows, warps) whose tile is at most MAX_TILE with 4 to 64 elements per thread."""
     block = table.config(n_cols).block
     found = []
     for rows in (1, 2, 4, 8, 16, 32, 64):
         for warps in (1, 2, 4, 8, 16, 32):
             per_thread = block * rows / (warps * 32)
-            if 1 <= per_thread <= 64 and block * rows <= 2 * table.max_block:
+            if 4 <= per_thread <= 64 and block * rows <= max(MAX_TILE, block):
                 found.append(RowConfig(block, rows, warps, looped=False))
     return found
 
 
+def _label(config: RowConfig, pdl: bool | None) -> str:
+    mode = "" if pdl is None else (" pdl" if pdl else " nopdl")
+    return f"rows={config.rows} warps={config.num_warps}{mode}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ops", default="rms_norm,fused_add_rms_norm")
-    parser.add_argument("--tokens", type=int, nargs="+", default=[1, 64, 256, 1024, 4096, 16384])
+    parser.add_argument("--ops", default=DEFAULT_OPS)
+    parser.add_argument("--tokens", type=int, nargs="+", default=[1, 16, 64, 256, 4096, 16384])
     parser.add_argument("--hidden", type=int, nargs="+", default=[4096, 8192])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--budget-s", type=float, default=None)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
     bench = _bench()
     ensure_kernels_loaded()
+    started = time.monotonic()
     l2_bytes = torch.cuda.get_device_properties(0).L2_cache_size
-    print(f"{torch.cuda.get_device_name()}; times in us (graph replays up to 256 tokens)")
+    pdl_reason = pdl_switch.pdl_unsupported_reason()
+    print(
+        f"{torch.cuda.get_device_name()}; times in us (graph replays up to 256 tokens); "
+        f"PDL {'unsupported: ' + pdl_reason if pdl_reason else 'supported'}",
+        flush=True,
+    )
+    records: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    # (op, hidden, regime) -> config label -> total us over the shapes of that regime
+    totals: dict[tuple[str, int, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    table_choice: dict[tuple[str, int, str], str] = {}
+    saved_pdl = pdl_switch.PDL.enabled
     for name in args.ops.split(","):
         op = IrOp.registry[name]
         module = sys.modules[op.impls["cuda"].impl_fn.__module__]
@@ -81,44 +118,110 @@ def main() -> None:
                     print(f"{name} hidden {hidden}: looped kernel, skipped")
                     continue
                 for tokens in args.tokens:
-                    sets = [
-                        op.generate_inputs(
-                            num_tokens=tokens,
-                            hidden_size=hidden,
-                            dtype=torch.bfloat16,
-                            device="cuda",
-                        )
-                    ]
-                    total = bench.bytes_moved(sets[0], op.native_fn(*sets[0]))
-                    sets += [
-                        op.generate_inputs(
-                            num_tokens=tokens,
-                            hidden_size=hidden,
-                            dtype=torch.bfloat16,
-                            device="cuda",
-                        )
-                        for _ in range(bench._rotation(total, l2_bytes) - 1)
-                    ]
-                    timer = bench.time_graph if tokens <= 256 else bench.time_eager
-                    current = table.config(hidden)
-                    results = []
-                    with op.set_priority(["cuda"]), enable_torch_wrap(False):
-                        for config in dict.fromkeys([current, *candidates(table, hidden)]):
-                            module.ROW_TABLE = FixedChoice(config)
-                            us = timer(lambda a, op=op: op(*a), sets, args.repeats)
-                            results.append((us, config))
-                    module.ROW_TABLE = table
-                    baseline = next(us for us, c in results if c == current)
-                    best_us, best = min(results, key=lambda r: r[0])
-                    print(
-                        f"{name} {tokens}x{hidden}: table rows={current.rows} "
-                        f"warps={current.num_warps} {baseline:.2f}; best rows={best.rows} "
-                        f"warps={best.num_warps} {best_us:.2f} ({baseline / best_us - 1:+.1%})",
-                        flush=True,
-                    )
-                    del sets
+                    if args.budget_s is not None and time.monotonic() - started > args.budget_s:
+                        skipped.append(f"{name} {tokens}x{hidden}")
+                        continue
+                    records += _sweep_shape(
+                        bench, op, module, table, tokens, hidden, args.repeats, l2_bytes,
+                        pdl_reason is None, totals, table_choice,
+                    )  # fmt: skip
         finally:
             module.ROW_TABLE = table
+            pdl_switch.PDL.enabled = saved_pdl
+    print("\nSuggested table entries (smallest total time over the shapes of each regime):")
+    for (name, hidden, regime), by_config in sorted(totals.items()):
+        best = min(by_config, key=lambda label: by_config[label])
+        current = table_choice[name, hidden, regime]
+        gain = by_config[current] / by_config[best] - 1 if current in by_config else float("nan")
+        print(
+            f"  {name} hidden {hidden} {regime}: best {best} (table: {current}, "
+            f"{gain:+.1%} from the best)"
+        )
+    if skipped:
+        print(f"\nskipped (over --budget-s): {', '.join(skipped)}")
+    print(f"sweep took {time.monotonic() - started:.0f} s")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "tune.json").write_text(json.dumps({"records": records}, indent=1))
+
+
+def _sweep_shape(
+    bench: ModuleType,
+    op: IrOp,
+    module: ModuleType,
+    table: RowTable,
+    tokens: int,
+    hidden: int,
+    repeats: int,
+    l2_bytes: int,
+    pdl_supported: bool,
+    totals: dict[tuple[str, int, str], dict[str, float]],
+    table_choice: dict[tuple[str, int, str], str],
+) -> list[dict[str, Any]]:
+    def inputs() -> tuple[Any, ...]:
+        return op.generate_inputs(
+            num_tokens=tokens, hidden_size=hidden, dtype=torch.bfloat16, device="cuda"
+        )
+
+    first = inputs()
+    total = bench.bytes_moved(first, op.native_fn(*first))
+    sets = [first] + [inputs() for _ in range(bench._rotation(total, l2_bytes) - 1)]
+    graph = tokens <= bench.GRAPH_MAX_TOKENS
+    timer = bench.time_graph if graph else bench.time_eager
+    decode = table.is_decode(tokens)
+    regime = "decode" if decode else "bandwidth"
+    current = table.config(hidden, tokens)
+    modes: list[bool | None] = [False, True] if decode and pdl_supported else [None]
+    results: list[tuple[float, RowConfig, bool | None]] = []
+    with op.set_priority(["cuda"]), enable_torch_wrap(False):
+        for config in dict.fromkeys([current, *candidates(table, hidden)]):
+            module.ROW_TABLE = FixedChoice(config)
+            for mode in modes:
+                pdl_switch.PDL.enabled = mode if mode is not None else None
+                try:
+                    us = timer(lambda a: op(*a), sets, repeats)
+                except Exception as e:  # a config that does not compile: report, go on
+                    print(f"  {op.name} {tokens}x{hidden} {_label(config, mode)}: {e!r:.120}")
+                    continue
+                results.append((us, config, mode))
+    module.ROW_TABLE = table
+    pdl_switch.PDL.enabled = None
+    del sets
+    torch.cuda.empty_cache()
+    default_mode = modes[-1]  # PDL on where supported, as the provider launches
+    baseline = next(
+        (us for us, c, m in results if c == current and m == default_mode), float("nan")
+    )
+    best_us, best, best_mode = min(results, key=lambda r: r[0])
+    print(
+        f"{op.name} {tokens}x{hidden} ({regime}, {total / 1e6:.3g} MB): table "
+        f"{_label(current, default_mode)} {baseline:.2f}; best {_label(best, best_mode)} "
+        f"{best_us:.2f} ({baseline / best_us - 1:+.1%}; {total / best_us / 1e6:.2f} TB/s)",
+        flush=True,
+    )
+    if decode and pdl_supported:
+        off = next((us for us, c, m in results if c == current and m is False), float("nan"))
+        print(f"  PDL on/off for the table's choice: {baseline:.2f} / {off:.2f} us")
+    key = (op.name, hidden, regime)
+    table_choice[key] = _label(current, None)
+    for us, config, mode in results:
+        if mode == default_mode:
+            totals[key][_label(config, None)] += us
+    return [
+        {
+            "op": op.name,
+            "tokens": tokens,
+            "hidden": hidden,
+            "bytes": total,
+            "regime": regime,
+            "rows": c.rows,
+            "num_warps": c.num_warps,
+            "pdl": m,
+            "us": us,
+            "table": c == current,
+        }
+        for us, c, m in results
+    ]
 
 
 if __name__ == "__main__":

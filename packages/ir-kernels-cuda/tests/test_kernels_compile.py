@@ -23,8 +23,8 @@ from triton.compiler import ASTSource  # noqa: E402
 from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
-from ir_kernels_cuda import activation, glu, norm, norm_quant, quant, rotary  # noqa: E402
-from ir_op.triton import interpreting  # noqa: E402
+from ir_kernels_cuda import activation, glu, norm, norm_quant, pdl, quant, rotary  # noqa: E402
+from ir_op.triton import BoundLauncher, KernelLauncher, RowConfig, interpreting  # noqa: E402
 
 H100 = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(H100)
@@ -55,12 +55,29 @@ def _compiling_triton() -> None:
 class Recorder:
     """Stands in for a KernelLauncher: records launches instead of making them."""
 
-    def __init__(self, kernel: Any) -> None:
-        self.kernel = kernel
+    def __init__(self, launcher: KernelLauncher) -> None:
+        self.kernel = launcher.kernel
+        self.real = launcher
         self.calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = []
 
     def launch(self, grid: Any, *args: Any, **options: Any) -> None:
         self.calls.append((grid, args, options))
+
+    traced = launch
+
+    def bind(self, *constexprs: Any, **options: Any) -> RecordingBound:
+        return RecordingBound(self, self.real.bind(*constexprs, **options))
+
+
+class RecordingBound:
+    """Stands in for a BoundLauncher: records the launch with every argument in place."""
+
+    def __init__(self, recorder: Recorder, bound: BoundLauncher) -> None:
+        self.recorder = recorder
+        self.bound = bound
+
+    def launch(self, grid: Any, *args: Any) -> None:
+        self.recorder.launch(grid, *self.bound._all_args(args), **self.bound.options)
 
     traced = launch
 
@@ -69,8 +86,10 @@ class Recorder:
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
     recorders: list[Recorder] = []
     for module, names in LAUNCHERS.items():
+        for plans in [n for n in vars(module) if n.endswith("_PLANS") or n == "plans"]:
+            monkeypatch.setattr(module, plans, {})  # plans hold the real launchers' bindings
         for name in names:
-            recorder = Recorder(getattr(module, name).kernel)
+            recorder = Recorder(getattr(module, name))
             monkeypatch.setattr(module, name, recorder)
             recorders.append(recorder)
     return recorders
@@ -220,3 +239,61 @@ def test_odd_and_small_rows_compile(recorded: list[Recorder], hidden: int) -> No
     for call in CALLS.values():
         call(hidden, torch.bfloat16)
     assert all(".entry" in ptx for ptx in compiled_ptx(recorded))
+
+
+PDL_CALLS = {name: call for name, call in CALLS.items() if not name.startswith("rotary")}
+"""Every call but rotary's: its kernel is the vendor-neutral one of ``ir_op.triton.rotary``,
+which has no NVIDIA-only instructions (and so no PDL)."""
+
+
+def test_pdl_launches_wait_for_the_previous_kernel_first(
+    recorded: list[Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PDL on, every kernel is compiled with the attribute and starts with
+    griddepcontrol.wait (before any memory access), then lets the next kernel launch; off, the
+    instructions are not there at all."""
+    monkeypatch.setattr(pdl.PDL, "enabled", True)
+    for call in PDL_CALLS.values():
+        call(4096, torch.bfloat16)
+    call_count = sum(len(r.calls) for r in recorded)
+    assert all(options["launch_pdl"] is True for r in recorded for _, _, options in r.calls)
+    for ptx in compiled_ptx(recorded):
+        body = ptx[ptx.index(".entry") :]
+        wait = body.index("griddepcontrol.wait")
+        assert "griddepcontrol.launch_dependents" in body
+        first_access = re.search(r"(?:ld|st)\.global", body)
+        assert first_access is not None and wait < first_access.start()
+    for r in recorded:
+        r.calls.clear()
+    monkeypatch.setattr(pdl.PDL, "enabled", False)
+    for call in PDL_CALLS.values():
+        call(4096, torch.bfloat16)
+    assert sum(len(r.calls) for r in recorded) == call_count
+    assert all(options["launch_pdl"] is False for r in recorded for _, _, options in r.calls)
+    assert not any("griddepcontrol" in ptx for ptx in compiled_ptx(recorded))
+
+
+def test_launch_plans_follow_the_row_table(
+    recorded: list[Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plans are made once per width and options, and again when ROW_TABLE is replaced
+    (benchmarks/tune_rows.py swaps it); decode-sized launches take the decode choices."""
+    norm.rms_norm_cuda(bf16(4, 8192), bf16(8192), 1e-6)
+    norm.rms_norm_cuda(bf16(128, 8192), bf16(8192), 1e-6)
+    rows = recorded[0]
+    assert [(grid, options["num_warps"]) for grid, _, options in rows.calls] == [
+        ((4,), norm.ROW_TABLE.config(8192, 4).num_warps),
+        ((128,), norm.ROW_TABLE.config(8192).num_warps),
+    ]
+    assert norm.ROW_TABLE.config(8192, 4).num_warps != norm.ROW_TABLE.config(8192).num_warps
+
+    class Fixed:
+        decode_rows = 0
+
+        def config(self, n_cols: int, n_rows: int | None = None) -> RowConfig:
+            return RowConfig(8192, 2, 4, looped=False)
+
+    monkeypatch.setattr(norm, "ROW_TABLE", Fixed())
+    norm.rms_norm_cuda(bf16(128, 8192), bf16(8192), 1e-6)
+    grid, args, options = rows.calls[-1]
+    assert grid == (64,) and options["num_warps"] == 4 and args[9] == 2  # ROWS constexpr

@@ -41,7 +41,7 @@ from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
 from ir_kernels_rocm import activation, norm, quant, rotary  # noqa: E402
-from ir_op.triton import interpreting  # noqa: E402
+from ir_op.triton import BoundLauncher, KernelLauncher, interpreting  # noqa: E402
 
 ARCHS = ("gfx942", "gfx950")
 NATIVE_FP8 = {"gfx942": torch.float8_e4m3fnuz, "gfx950": torch.float8_e4m3fn}
@@ -143,6 +143,22 @@ class Recorder:
 
     def launch(self, grid: Any, *args: Any, **options: Any) -> None:
         self.calls.append((args, options))
+
+    traced = launch
+
+    def bind(self, *constexprs: Any, **options: Any) -> RecordingBound:
+        return RecordingBound(self, KernelLauncher(self.kernel).bind(*constexprs, **options))
+
+
+class RecordingBound:
+    """Stands in for a BoundLauncher: records the launch with every argument in place."""
+
+    def __init__(self, recorder: Recorder, bound: BoundLauncher) -> None:
+        self.recorder = recorder
+        self.bound = bound
+
+    def launch(self, grid: Any, *args: Any) -> None:
+        self.recorder.launch(grid, *self.bound._all_args(args), **self.bound.options)
 
     traced = launch
 

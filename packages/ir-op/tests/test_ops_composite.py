@@ -80,16 +80,19 @@ def assert_identical(actual: Any, expected: Any) -> None:
 
 @pytest.fixture
 def spied_dispatch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the ops whose dispatch runs, in order."""
+    """Names of the component ops called, in order. A call of an op is its dispatch: through
+    ``IrOp.dispatch`` (torch wrap on) or the same selection inlined in ``IrOp.__call__`` (wrap
+    off, the eager hot path), so the spy sits on ``__call__``, which both go through."""
     calls: list[str] = []
-    for op in {c for components in COMPOSITES.values() for c in components}:
-        original = op.dispatch
+    components = {c for components in COMPOSITES.values() for c in components}
+    original = IrOp.__call__
 
-        def spy(*args: Any, _op: IrOp = op, _orig: Any = original, **kwargs: Any) -> Any:
-            calls.append(_op.name)
-            return _orig(*args, **kwargs)
+    def spy(self: IrOp, *args: Any, **kwargs: Any) -> Any:
+        if self in components:
+            calls.append(self.name)
+        return original(self, *args, **kwargs)
 
-        monkeypatch.setattr(op, "dispatch", spy)
+    monkeypatch.setattr(IrOp, "__call__", spy)
     return calls
 
 

@@ -457,3 +457,225 @@ def test_kernels_with_scratch_memory_go_through_the_launcher_object(
     for _ in range(2):
         h.launcher((1,), *args_for())
     assert len(runner.via_call) == 1 and runner.via_launch == []
+
+
+# -- bound launchers ---------------------------------------------------------------------------
+
+
+def test_bound_launch_goes_through_triton_once_then_from_its_cache() -> None:
+    h = Harness()
+    bound = h.launcher.bind(64, num_warps=4)  # BLOCK=64, FLAG defaulted
+    x, out = torch.randn(64), torch.empty(64)
+    bound.launch((3,), x, out, 32, 1, 2.0)
+    assert len(h.slow) == 1
+    grid, args, options = h.slow[0]
+    assert grid == (3,) and options == {"num_warps": 4}
+    assert args[0] is x and args[1] is out and args[2:] == (32, 1, 2.0, 64, False)
+    bound.launch((5,), x, out, 48, 1, 3.0)
+    assert len(h.slow) == 1
+    assert h.fast == [
+        (5, 1, 1, STREAM, 1001, (4, 1, 0), None, None, None,
+         x.data_ptr(), out.data_ptr(), 48, 1, 3.0, 64, False)
+    ]  # fmt: skip
+    assert bound.launch.__doc__ is not None and "num_warps" not in bound.launch.__doc__
+    assert h.launcher.cached_keys == 1
+
+
+def test_bind_is_cached_by_value_and_type() -> None:
+    h = Harness()
+    assert h.launcher.bind(64, num_warps=4) is h.launcher.bind(64, False, num_warps=4)
+    assert h.launcher.bind(64, num_warps=4) is not h.launcher.bind(64, num_warps=8)
+    assert h.launcher.bind(64, True) is not h.launcher.bind(64, 1)  # Triton tells them apart
+    with pytest.raises(TypeError, match="bind takes 2 constexprs, got 3"):
+        h.launcher.bind(64, False, 1)
+    with pytest.raises(TypeError, match="bind needs constexpr 'BLOCK'"):
+        h.launcher.bind()
+
+
+def test_bound_constexprs_in_the_middle_are_put_in_place() -> None:
+    def middle(x_ptr, BLOCK: tl.constexpr, n, FLAG: tl.constexpr = True):  # type: ignore[no-untyped-def]
+        pass
+
+    kernel = JITFunction(middle)
+    calls: list[tuple[Any, ...]] = []
+    kernel.run = lambda *a, grid, warmup, **o: calls.append(a) or FakeCompiled([], 1)  # type: ignore[method-assign]
+    launcher = KernelLauncher(kernel, runtime=Harness().runtime())
+    x = torch.randn(4)
+    launcher.bind(16).launch((1,), x, 7)
+    assert calls == [(x, 16, 7, True)]
+
+
+def test_bound_launch_of_another_specialization_compiles_it() -> None:
+    h = Harness()
+    bound = h.launcher.bind(64)
+    bound.launch((1,), torch.randn(64), torch.empty(64), 32, 16, 2.0)
+    bound.launch((1,), torch.randn(65)[1:], torch.empty(64), 32, 16, 2.0)  # misaligned
+    bound.launch((1,), torch.randn(64), torch.empty(64), 33, 16, 2.0)  # 33: not 16k
+    bound.launch((1,), torch.randn(64), None, 32, 16, 2.0)  # None
+    assert len(h.slow) == 4 and h.fast == []
+
+
+def test_bound_launches_follow_the_switch_and_turning_off() -> None:
+    h = Harness()
+    bound = h.launcher.bind(64)
+    bound.launch((1,), *args_for()[:5])
+    with fast_launch(False):
+        bound.launch((1,), *args_for()[:5])
+    assert len(h.slow) == 2 and h.fast == []
+    h.launcher._turn_off("test")
+    bound.launch((1,), *args_for()[:5])
+    bound.launch((1,), *args_for()[:5])
+    assert len(h.slow) == 4 and h.fast == [] and h.launcher.cached_keys == 0
+
+
+def test_bound_and_unbound_launches_under_the_interpreter() -> None:
+    launched: list[Any] = []
+
+    def body(x_ptr, n, BLOCK: tl.constexpr, FLAG: tl.constexpr = False):  # type: ignore[no-untyped-def]
+        pass
+
+    class Interpreted:
+        """Triton's InterpretedFunction: a ``fn`` and ``[grid]``, no Triton parameters."""
+
+        fn = body
+
+        def __getitem__(self, grid: Any) -> Any:
+            return lambda *args, **options: launched.append((grid, args, options))
+
+    launcher = KernelLauncher(Interpreted())
+    launcher.bind(32, num_warps=2).launch((2,), "x", 5)
+    assert launched == [((2,), ("x", 5, 32, False), {"num_warps": 2})]
+
+
+def test_bound_traced_launch_puts_every_argument_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    h = Harness()
+    seen: list[Any] = []
+    monkeypatch.setattr(
+        KernelLauncher, "traced", lambda self, grid, *a, **o: seen.append((grid, a, o))
+    )
+    x, out = torch.randn(64), torch.empty(64)
+    h.launcher.bind(64, num_warps=4, launch_pdl=False).traced((2,), x, out, 32, 1, 2.0)
+    assert seen == [((2,), (x, out, 32, 1, 2.0, 64, False), {"num_warps": 4, "launch_pdl": False})]
+
+
+def test_traced_launch_drops_a_false_launch_pdl(monkeypatch: pytest.MonkeyPatch) -> None:
+    h = Harness()
+    wrapped: list[Any] = []
+    monkeypatch.setattr(
+        torch.library, "wrap_triton", lambda kernel: wrapped.append(kernel) or h.kernel
+    )
+    h.launcher.traced((2,), *args_for(), num_warps=4, launch_pdl=False)
+    assert h.slow[-1][2] == {"num_warps": 4}
+    with pytest.raises(ValueError, match="a traced launch cannot use launch_pdl"):
+        h.launcher.traced((2,), *args_for(), launch_pdl=True)
+
+
+def test_a_profiler_hook_sends_bound_launches_to_triton() -> None:
+    h = Harness()
+    bound = h.launcher.bind(64)
+    for _ in range(2):
+        bound.launch((1,), *args_for()[:5])
+    assert len(h.fast) == 1
+    h.hooks.launch_enter_hook = SimpleNamespace(calls=[print])
+    bound.launch((1,), *args_for()[:5])
+    assert len(h.slow) == 2 and len(h.fast) == 1
+
+
+# -- the key against Triton's binder, over kernels with every kind of parameter ------------------
+
+
+def flags_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    y_ptr,
+    unaligned_ptr,
+    n,
+    m,
+    count,
+    scale: tl.float32,
+    flag: tl.int1,
+    BLOCK: tl.constexpr,
+    EXTRA: tl.constexpr = 3,
+):
+    pass
+
+
+def _flags_harness() -> Harness:
+    h = Harness()
+    h.kernel = JITFunction(
+        flags_kernel, do_not_specialize=["count"], do_not_specialize_on_alignment=["unaligned_ptr"]
+    )
+
+    def run(*args: Any, grid: Any, warmup: bool, **options: Any) -> FakeCompiled:
+        h.slow.append((grid, args, options))
+        return FakeCompiled(h.fast, len(h.slow))
+
+    h.kernel.run = run  # type: ignore[method-assign]
+    h.launcher = KernelLauncher(h.kernel, runtime=h.runtime(), max_entries=4096)
+    return h
+
+
+_VALUES: dict[str, list[Any]] = {
+    "int": [0, 1, 2, 15, 16, 17, 48, 2**31 - 16, 2**31 - 1, 2**31, 2**32, -16, -1, -(2**31),
+            -(2**31) - 16, 2**63, 2**64 - 16],
+    "other": [None, 1.5, 0.0, True, False],
+}  # fmt: skip
+
+
+def _tensors() -> list[Any]:
+    return [
+        torch.randn(64),
+        torch.randn(65)[1:],
+        torch.randn(72)[8:],  # aligned, not at the start of its storage
+        torch.randn(64, dtype=torch.bfloat16),
+        torch.randn(66, dtype=torch.bfloat16)[1:],
+        torch.nn.Parameter(torch.randn(64)),
+        None,
+    ]
+
+
+@pytest.mark.parametrize("mode", ["launch", "bind"])
+def test_equal_keys_if_and_only_if_triton_specializes_alike(mode: str) -> None:
+    """Random calls mixing every kind of argument in every position: a call compiles (takes
+    Triton's launch) exactly when Triton's own binder gives a specialization not seen before,
+    for the launcher and for bound launchers (whose constexprs are fixed per binding)."""
+    import random
+
+    rng = random.Random(1234)
+    h = _flags_harness()
+    binder = create_function_from_signature(h.kernel.signature, h.kernel.params, BACKEND)
+    tensors = _tensors()
+    ints, others = _VALUES["int"], _VALUES["other"]
+    seen: set[Any] = set()
+    for _ in range(1500):
+        block = rng.choice([32, 64])
+        extra = rng.choice([3, True, 1])
+        args = (
+            rng.choice(tensors[:-1]),
+            rng.choice(tensors),
+            rng.choice(tensors),
+            rng.choice(ints + others[:2]),
+            rng.choice(ints),
+            rng.choice(ints),
+            rng.choice([1.5, 0.25, -3.0]),
+            rng.choice([True, False]),
+        )
+        specialization = (tuple(binder(*args, block, extra)[1]), block, type(extra), extra)
+        compiles = len(h.slow)
+        if mode == "launch":
+            h.launcher((1,), *args, block, extra, num_warps=4)
+        else:
+            h.launcher.bind(block, extra, num_warps=4).launch((1,), *args)
+        assert (len(h.slow) > compiles) == (specialization not in seen), (args, block, extra)
+        seen.add(specialization)
+    assert h.launcher.cached_keys == len(seen) > 200
+
+
+def test_an_annotated_parameter_is_keyed_by_the_kind_of_its_argument() -> None:
+    """Triton types an annotated float parameter alike whatever it is given; the launcher keys it
+    by the argument's kind too, so a None or an int there (which the compiled launcher would
+    refuse) takes Triton's launch, which raises its own error, instead of a cached kernel."""
+    h = _flags_harness()
+    x = torch.randn(64)
+    for scale in (1.5, 2.5, None, 2, None):
+        h.launcher((1,), x, x, x, 32, 32, 32, scale, True, 32, num_warps=4)
+    assert len(h.slow) == 3 and len(h.fast) == 2

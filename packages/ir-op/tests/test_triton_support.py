@@ -80,8 +80,8 @@ def test_without_triton_the_import_names_the_extra() -> None:
         (769, RowConfig(1024, 2, 4, looped=False)),
         (2048, RowConfig(2048, 1, 4, looped=False)),
         (4096, RowConfig(4096, 1, 8, looped=False)),
-        (5120, RowConfig(8192, 1, 16, looped=False)),
-        (8192, RowConfig(8192, 1, 16, looped=False)),
+        (5120, RowConfig(8192, 1, 8, looped=False)),
+        (8192, RowConfig(8192, 1, 8, looped=False)),
         (8193, RowConfig(4096, 1, 8, looped=True)),
         (12289, RowConfig(4096, 1, 8, looped=True)),
     ],
@@ -89,6 +89,32 @@ def test_without_triton_the_import_names_the_extra() -> None:
 def test_nvidia_row_table(n_cols: int, expected: RowConfig) -> None:
     assert row_config(n_cols) == expected
     assert row_config(n_cols) is row_config(n_cols)  # answered from the memo the second time
+
+
+@pytest.mark.parametrize(
+    ("n_cols", "n_rows", "expected"),
+    [
+        (4096, 1, RowConfig(4096, 1, 8, looped=False)),
+        (8192, 1, RowConfig(8192, 1, 16, looped=False)),
+        (8192, 64, RowConfig(8192, 1, 16, looped=False)),  # decode_rows: 64
+        (8192, 65, RowConfig(8192, 1, 8, looped=False)),  # more rows: the bandwidth choice
+        (768, 3, RowConfig(1024, 2, 4, looped=False)),
+        (12289, 1, RowConfig(4096, 1, 8, looped=True)),
+    ],
+)
+def test_nvidia_row_table_for_decode_launches(
+    n_cols: int, n_rows: int, expected: RowConfig
+) -> None:
+    assert row_config(n_cols, n_rows=n_rows) == expected
+    assert NVIDIA_ROW_TABLE.is_decode(n_rows) is (n_rows <= 64)
+
+
+def test_decode_choices_are_optional() -> None:
+    table = RowTable(8192, 4096, 8, 2048, 64, 16, ((256, 1), (8192, 16)))
+    assert table.config(8192, 1) == table.config(8192) == RowConfig(8192, 1, 16, looped=False)
+    assert not table.is_decode(1)  # decode_rows 0: no decode launches
+    with_rows = RowTable(8192, 4096, 8, 2048, 64, 16, ((256, 1), (8192, 16)), decode_rows=8)
+    assert with_rows.is_decode(8) and with_rows.config(8192, 1).num_warps == 16
 
 
 def test_row_config_grid() -> None:
@@ -106,8 +132,11 @@ def test_row_config_rejects_bad_widths(n_cols: object) -> None:
     ("change", "message"),
     [
         ({"max_block": 3000}, "max_block must be a power of two"),
-        ({"warps": ((8192, 16), (256, 1))}, "warps must be non-empty and ascending"),
+        ({"warps": ((8192, 16), (256, 1))}, "warps must be ascending"),
+        ({"warps": ()}, "warps must be ascending"),
         ({"warps": ((256, 1),)}, "it must cover max_block=8192"),
+        ({"decode_warps": ((256, 1),)}, "decode_warps ends at 256 elements"),
+        ({"decode_rows": -1}, "decode_rows must be an int >= 0"),
         ({"min_tile": 0}, "min_tile and loop_warps must be >= 1"),
     ],
 )

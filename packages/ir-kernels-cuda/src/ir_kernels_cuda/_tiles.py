@@ -30,12 +30,12 @@ def elementwise_block(n_cols: int) -> int:
     return min(MAX_BLOCK, _power_of_two_at_least(n_cols))
 
 
-def elementwise_tiles(
-    table: RowTable, n_rows: int, n_cols: int
-) -> tuple[tuple[int, int], int, int, int]:
-    """``(grid, block, rows, num_warps)`` covering ``n_rows >= 1`` rows of ``n_cols >= 1``
-    columns with programs of ``[rows, block]`` (a plain tuple: this is on every launch's path)."""
+def elementwise_tile(table: RowTable, n_cols: int) -> tuple[int, int, int, int]:
+    """``(block, rows, chunks, num_warps)`` for rows of ``n_cols >= 1`` columns: programs of
+    ``[rows, block]``, ``chunks`` of them across a row (the grid's second axis). It depends on
+    the width only, so a provider computes it once per width; the grid's first axis is
+    ``ceil(n_rows / rows)``."""
     block = elementwise_block(n_cols)
     rows = max(1, min(table.max_rows, table.min_tile // block))
     chunks = (n_cols + block - 1) // block
-    return ((n_rows + rows - 1) // rows, chunks), block, rows, table.warps_for(block * rows)
+    return block, rows, chunks, table.warps_for(block * rows)

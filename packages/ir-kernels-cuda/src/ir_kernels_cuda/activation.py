@@ -18,14 +18,23 @@ platform's device in row layout (last dimension contiguous, any row stride), and
 native implementation raises the errors.
 """
 
+import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
+from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
 from ir_op.ops.activation import GELU_APPROXIMATIONS
-from ir_op.triton import NVIDIA_ROW_TABLE, KernelLauncher, RowTable, define_kernel_op, tracing
+from ir_op.triton import (
+    NVIDIA_ROW_TABLE,
+    BoundLauncher,
+    KernelLauncher,
+    RowTable,
+    define_kernel_op,
+    tracing,
+)
 from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
 
 # -- Triton kernels -------------------------------------------------------------------------------
@@ -33,18 +42,22 @@ from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, 
 
 @triton.jit  # type: ignore[untyped-decorator]
 def gelu(v, TANH: tl.constexpr):  # type: ignore[no-untyped-def]
-    """GELU in float32: the tanh approximation or the exact erf form."""
+    """GELU in float32 of ``v >= 0`` (a relu output, or NaN): the tanh approximation or the
+    exact erf form."""
     if TANH:
-        # tanh(u) = 1 - 2 / (exp(2u) + 1): exact at +-inf, and u >= 0 here (v is a relu output)
-        u = 0.7978845608028654 * (v + 0.044715 * v * v * v)
-        return 0.5 * v * (2.0 - 2.0 / (tl.exp(2.0 * u) + 1.0))
+        # 0.5 * (1 + tanh(u)) = sigmoid(2u), so gelu(v) = v / (1 + exp(-2u)) with
+        # u = sqrt(2 / pi) * (v + 0.044715 v^3): one exp2 and one division, exact at +inf
+        # (exp2(-inf) = 0) and never overflowing for v >= 0. The constants fold -2 * log2(e).
+        minus_2u_log2e = v * (-2.302208198144325 + -0.1029432395800235 * v * v)
+        return v / (1.0 + tl.math.exp2(minus_2u_log2e))
     else:
         return 0.5 * v * (1.0 + tl.math.erf(v * 0.7071067811865476))
 
 
 @triton.jit
 def relu_keep_nan(v):  # type: ignore[no-untyped-def]
-    return tl.where(v < 0.0, 0.0, v)
+    """``max(v, 0)`` that keeps NaN, as ``torch.relu`` does (one instruction)."""
+    return tl.maximum(v, 0.0, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit(  # type: ignore[untyped-decorator]
@@ -60,24 +73,33 @@ def gelu_and_mul_sparse_rows_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     TANH: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
-    """Rows of ``[gate | up]``, each ``D`` wide, into a new contiguous ``[n_rows, D]`` out."""
+    """Rows of ``[gate | up]``, each ``D`` wide, into a new contiguous ``[n_rows, D]`` out.
+
+    One pass over memory: gate and up are loaded once, up while the gate's statistics reduce.
+    """
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
-    mask = (rows < n_rows)[:, None] & (cols < D)[None, :]
+    col_mask = cols < D
+    mask = (rows < n_rows)[:, None] & col_mask[None, :]
     rows = rows.to(tl.int64)[:, None]
     gate_ptrs = x_ptr + rows * x_row_stride + cols[None, :]
 
     # read once: first out of L2
     gate = tl.load(gate_ptrs, mask=mask, other=0.0, eviction_policy="evict_first")
     up = tl.load(gate_ptrs + D, mask=mask, other=0.0, eviction_policy="evict_first")
-    gate, up = gate.to(tl.float32), up.to(tl.float32)
+    gate = gate.to(tl.float32)
     mean = tl.sum(gate, axis=1) / D
-    centered = tl.where(mask, gate - mean[:, None], 0.0)
+    centered = gate - mean[:, None]
+    if BLOCK > D:  # padding columns must not count in the spread
+        centered = tl.where(col_mask[None, :], centered, 0.0)
     std = tl.sqrt_rn(tl.sum(centered * centered, axis=1) / D)
     threshold = mean + std * std_multiplier
     sparse_gate = relu_keep_nan(gate - threshold[:, None])
-    out = gelu(sparse_gate, TANH) * up
+    out = gelu(sparse_gate, TANH) * up.to(tl.float32)
     tl.store(out_ptr + rows * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -90,8 +112,11 @@ def gelu_and_mul_sparse_looped_kernel(  # type: ignore[no-untyped-def]
     D: tl.constexpr,
     BLOCK: tl.constexpr,
     TANH: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """One row per program, in ``BLOCK``-wide chunks, into a new contiguous out."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     row = tl.program_id(0).to(tl.int64)
     gate_row = x_ptr + row * x_row_stride
     out_row = out_ptr + row * D
@@ -131,48 +156,52 @@ ROW_TABLE: RowTable = NVIDIA_ROW_TABLE
 SPARSE_ROWS_LAUNCHER = KernelLauncher(gelu_and_mul_sparse_rows_kernel)
 SPARSE_LOOPED_LAUNCHER = KernelLauncher(gelu_and_mul_sparse_looped_kernel)
 
+_Plan = tuple[RowTable, int, BoundLauncher]
+"""(the table it was made with, rows per program (0: looped kernel), the bound launch)."""
+
+_PLANS: dict[tuple[int, bool, bool, bool], _Plan] = {}
+
+
+def _plan(d: int, tanh: bool, pdl: bool, decode: bool) -> _Plan:
+    """Kernel, constexprs and options for one width, GELU form and launch size (made once)."""
+    table = ROW_TABLE
+    config = table.config(d, 1 if decode else None)
+    options = {"num_warps": config.num_warps, "launch_pdl": pdl}
+    if config.looped:
+        bound = SPARSE_LOOPED_LAUNCHER.bind(d, config.block, tanh, pdl, **options)
+        plan: _Plan = (table, 0, bound)
+    else:
+        bound = SPARSE_ROWS_LAUNCHER.bind(d, config.block, config.rows, tanh, pdl, **options)
+        plan = (table, config.rows, bound)
+    _PLANS[d, tanh, pdl, decode] = plan
+    return plan
+
 
 def launch_gelu_and_mul_sparse(
     x: Tensor, out: Tensor, std_multiplier: float, approximate: str, traced: bool
 ) -> None:
-    """Write ``gelu_and_mul_sparse(x)`` into ``out`` (a new contiguous ``[..., d]``)."""
+    """Write ``gelu_and_mul_sparse(x)`` into ``out`` (a new contiguous ``[..., d]``);
+    ``traced`` launches the way ``torch.compile`` traces, without PDL."""
     d = out.shape[-1]
     if traced:  # the width is a constexpr: a symbolic one is specialized (one graph per width)
         d = int(d)
     n_rows = out.numel() // d if d else 0
     if n_rows == 0:
         return
-    config = ROW_TABLE.config(d)
     tanh = approximate == "tanh"
-    if config.looped:
-        launcher = SPARSE_LOOPED_LAUNCHER
-        (launcher.traced if traced else launcher.launch)(
-            (n_rows,),
-            x,
-            row_stride(x),
-            out,
-            std_multiplier,
-            d,
-            config.block,
-            tanh,
-            num_warps=config.num_warps,
-        )
-        return
-    launcher = SPARSE_ROWS_LAUNCHER
-    rows = config.rows
-    (launcher.traced if traced else launcher.launch)(
-        ((n_rows + rows - 1) // rows,),
-        x,
-        row_stride(x),
-        out,
-        n_rows,
-        std_multiplier,
-        d,
-        config.block,
-        rows,
-        tanh,
-        num_warps=config.num_warps,
-    )
+    pdl = False if traced else PDL.enabled
+    if pdl is None:
+        pdl = pdl_enabled()
+    decode = not traced and n_rows <= ROW_TABLE.decode_rows  # (a traced count may be symbolic)
+    plan = _PLANS.get((d, tanh, pdl, decode))
+    if plan is None or plan[0] is not ROW_TABLE:
+        plan = _plan(d, tanh, pdl, decode)
+    _, rows, bound = plan
+    launch = bound.traced if traced else bound.launch
+    if rows:
+        launch(((n_rows + rows - 1) // rows,), x, row_stride(x), out, n_rows, std_multiplier)
+    else:
+        launch((n_rows,), x, row_stride(x), out, std_multiplier)
 
 
 def gelu_and_mul_sparse_supports_args(
@@ -181,14 +210,19 @@ def gelu_and_mul_sparse_supports_args(
     return (
         x.dtype in FLOAT_DTYPES
         and on_platform_device(x)
-        and has_row_layout(x)
+        and (x.is_contiguous() or has_row_layout(x))
         and bool(x.shape[-1] % 2 == 0)
         and approximate in GELU_APPROXIMATIONS
     )
 
 
+def _half_width(shape: torch.Size) -> tuple[int, ...]:
+    """The output shape: ``x``'s with half its last dimension."""
+    return (*shape[:-1], shape[-1] // 2)
+
+
 def _gelu_and_mul_sparse_op(x: Tensor, std_multiplier: float, approximate: str = "none") -> Tensor:
-    out = x.new_empty((*x.shape[:-1], x.shape[-1] // 2))
+    out = x.new_empty(_half_width(x.shape))
     launch_gelu_and_mul_sparse(x, out, std_multiplier, approximate, traced=True)
     return out
 
@@ -204,7 +238,8 @@ def gelu_and_mul_sparse_cuda(x: Tensor, std_multiplier: float, approximate: str 
     if tracing():
         traced: Tensor = GELU_AND_MUL_SPARSE_OP(x, std_multiplier, approximate)
         return traced
-    out = x.new_empty((*x.shape[:-1], x.shape[-1] // 2))
+    shape = x.shape
+    out = x.new_empty((shape[0], shape[1] // 2) if len(shape) == 2 else _half_width(shape))
     launch_gelu_and_mul_sparse(x, out, std_multiplier, approximate, traced=False)
     return out
 

@@ -35,10 +35,18 @@ from torch import Tensor
 
 from ir_kernels_cuda._fp8 import FP8_DTYPE, FP8_MAX, clamp_for_fp8
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
-from ir_kernels_cuda._tiles import elementwise_tiles
+from ir_kernels_cuda._tiles import elementwise_tile
+from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
 from ir_op.ops.activation import GELU_APPROXIMATIONS
-from ir_op.triton import NVIDIA_ROW_TABLE, KernelLauncher, RowTable, define_kernel_op, tracing
+from ir_op.triton import (
+    NVIDIA_ROW_TABLE,
+    BoundLauncher,
+    KernelLauncher,
+    RowTable,
+    define_kernel_op,
+    tracing,
+)
 from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
 from ir_op.triton.supports import is_static_scale
 
@@ -77,9 +85,12 @@ def glu_kernel(  # type: ignore[no-untyped-def]
     ACTIVATION: tl.constexpr,
     QUANT: tl.constexpr,
     FP8_MAX: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """``activate(gate) * up`` for a ``[ROWS, BLOCK]`` tile of the contiguous ``[n_rows, D]`` out;
     with ``QUANT``, rounded to x's dtype and quantized with the scale at ``scale_ptr``."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = (rows < n_rows)[:, None] & (cols < D)[None, :]
@@ -105,31 +116,44 @@ global, so a benchmark can try another table)."""
 
 GLU_LAUNCHER = KernelLauncher(glu_kernel)
 
+_Plan = tuple[RowTable, int, int, BoundLauncher]
+"""(the table it was made with, rows per program, chunks per row, the bound launch)."""
+
+_PLANS: dict[tuple[int, int, bool, bool], _Plan] = {}
+
+
+def _plan(d: int, activation: int, quant: bool, pdl: bool) -> _Plan:
+    """Tile, constexprs and options for one width, activation and output (made once)."""
+    table = ELEMENTWISE_TABLE
+    block, rows, chunks, num_warps = elementwise_tile(table, d)
+    bound = GLU_LAUNCHER.bind(
+        d, block, rows, activation, quant, FP8_MAX, pdl, num_warps=num_warps, launch_pdl=pdl
+    )
+    plan: _Plan = (table, rows, chunks, bound)
+    _PLANS[d, activation, quant, pdl] = plan
+    return plan
+
 
 def launch_glu(x: Tensor, out: Tensor, scale: Tensor | None, activation: int, traced: bool) -> None:
     """Write the gated activation of ``x`` into ``out`` (a new contiguous ``[..., d]``), quantized
-    with ``scale`` when given (``out`` is then fp8)."""
+    with ``scale`` when given (``out`` is then fp8). ``traced`` launches the way
+    ``torch.compile`` traces (inside an operator), without PDL."""
     d = out.shape[-1]
     if traced:  # the width is a constexpr: a symbolic one is specialized (one graph per width)
         d = int(d)
     n_rows = out.numel() // d if d else 0
     if n_rows == 0:
         return
-    grid, block, rows, num_warps = elementwise_tiles(ELEMENTWISE_TABLE, n_rows, d)
-    (GLU_LAUNCHER.traced if traced else GLU_LAUNCHER.launch)(
-        grid,
-        x,
-        row_stride(x),
-        out,
-        scale,
-        n_rows,
-        d,
-        block,
-        rows,
-        activation,
-        scale is not None,
-        FP8_MAX,
-        num_warps=num_warps,
+    pdl = False if traced else PDL.enabled
+    if pdl is None:
+        pdl = pdl_enabled()
+    quant = scale is not None
+    plan = _PLANS.get((d, activation, quant, pdl))
+    if plan is None or plan[0] is not ELEMENTWISE_TABLE:
+        plan = _plan(d, activation, quant, pdl)
+    _, rows, chunks, bound = plan
+    (bound.traced if traced else bound.launch)(
+        ((n_rows + rows - 1) // rows, chunks), x, row_stride(x), out, scale, n_rows
     )
 
 

@@ -39,12 +39,19 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
+from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
-from ir_op.triton import NVIDIA_ROW_TABLE, KernelLauncher, RowTable, define_kernel_op, tracing
+from ir_op.triton import (
+    NVIDIA_ROW_TABLE,
+    BoundLauncher,
+    KernelLauncher,
+    RowTable,
+    define_kernel_op,
+    tracing,
+)
 from ir_op.triton.rows import (
     FLOAT_DTYPES,
     has_row_layout,
-    is_row_vector,
     on_platform_device,
     row_stride,
     rows_are_disjoint,
@@ -78,8 +85,11 @@ def rms_norm_rows(  # type: ignore[no-untyped-def]
     ROWS: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Normalize the rows of this program's ``[ROWS, BLOCK]`` tile (both row kernels)."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     col_mask = cols < N_COLS
@@ -87,10 +97,12 @@ def rms_norm_rows(  # type: ignore[no-untyped-def]
     rows = rows.to(tl.int64)[:, None]  # row * stride can pass 2**31 elements
     cols_2d = cols[None, :]
 
+    # Every load is issued before the reduction, the weight's too: its latency overlaps the
+    # others' instead of following the reduction (what a decode-sized launch waits on).
     # Activations are read once: first out of L2. The weight is read by every row: last.
     x = tl.load(
         x_ptr + rows * x_row_stride + cols_2d, mask=mask, other=0.0, eviction_policy="evict_first"
-    ).to(tl.float32)
+    )
     if HAS_RESIDUAL:
         residual = tl.load(
             residual_ptr + rows * residual_row_stride + cols_2d,
@@ -98,6 +110,10 @@ def rms_norm_rows(  # type: ignore[no-untyped-def]
             other=0.0,
             eviction_policy="evict_first",
         )
+    if HAS_WEIGHT:
+        weight = tl.load(weight_ptr + cols, mask=col_mask, other=0.0, eviction_policy="evict_last")
+    x = x.to(tl.float32)
+    if HAS_RESIDUAL:
         x = x + residual.to(tl.float32)
         tl.store(
             residual_out_ptr + rows * residual_out_row_stride + cols_2d,
@@ -112,10 +128,7 @@ def rms_norm_rows(  # type: ignore[no-untyped-def]
     rstd = tl.rsqrt(mean_square + epsilon)
     out = (x * rstd[:, None]).to(out_ptr.dtype.element_ty)
     if HAS_WEIGHT:
-        weight = tl.load(
-            weight_ptr + cols, mask=col_mask, other=0.0, eviction_policy="evict_last"
-        ).to(tl.float32)
-        out = (out.to(tl.float32) * weight[None, :]).to(out_ptr.dtype.element_ty)
+        out = (out.to(tl.float32) * weight.to(tl.float32)[None, :]).to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + rows * out_row_stride + cols_2d, out, mask=mask)
 
 
@@ -134,6 +147,7 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """``rms_norm`` into a new contiguous ``out`` (rows ``N_COLS`` apart)."""
     rms_norm_rows(
@@ -154,6 +168,7 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
         ROWS,
         False,
         HAS_WEIGHT,
+        USE_PDL,
     )
 
 
@@ -177,6 +192,7 @@ def fused_add_rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """``fused_add_rms_norm``; the outputs may be the inputs (in place)."""
     rms_norm_rows(
@@ -197,6 +213,7 @@ def fused_add_rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
         ROWS,
         True,
         HAS_WEIGHT,
+        USE_PDL,
     )
 
 
@@ -217,8 +234,11 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     HAS_RESIDUAL: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """One row per program, in ``BLOCK``-wide chunks; the outputs may be the inputs."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_row_stride
     out_row = out_ptr + row * out_row_stride
@@ -275,6 +295,41 @@ FUSED_ROWS_LAUNCHER = KernelLauncher(fused_add_rms_norm_rows_kernel)
 LOOPED_LAUNCHER = KernelLauncher(rms_norm_looped_kernel)
 _BOTH_OR_NEITHER = "launch_rms_norm: pass both residual and residual_out, or neither"
 
+_Plan = tuple[RowTable, int, BoundLauncher]
+"""(the table it was made with, rows per program (0: looped kernel), the bound launch)."""
+
+_PLANS: dict[tuple[int, int | None, bool, bool, bool, bool], _Plan] = {}
+
+
+def _plan(
+    n_cols: int,
+    variance_size: int | None,
+    has_weight: bool,
+    has_residual: bool,
+    pdl: bool,
+    decode: bool,
+) -> _Plan:
+    """Kernel, constexprs and options for one row width, set of options and launch size (made
+    once; ``decode``: a launch of at most ``ROW_TABLE.decode_rows`` rows)."""
+    key = (n_cols, variance_size, has_weight, has_residual, pdl, decode)
+    table = ROW_TABLE
+    config = table.config(n_cols, 1 if decode else None)
+    stat_cols = n_cols if variance_size is None else variance_size
+    options = {"num_warps": config.num_warps, "launch_pdl": pdl}
+    if config.looped:
+        bound = LOOPED_LAUNCHER.bind(
+            n_cols, stat_cols, config.block, has_residual, has_weight, pdl, **options
+        )
+        plan: _Plan = (table, 0, bound)
+    else:
+        launcher = FUSED_ROWS_LAUNCHER if has_residual else ROWS_LAUNCHER
+        bound = launcher.bind(
+            n_cols, stat_cols, config.block, config.rows, has_weight, pdl, **options
+        )
+        plan = (table, config.rows, bound)
+    _PLANS[key] = plan
+    return plan
+
 
 def launch_rms_norm(
     x: Tensor,
@@ -290,107 +345,109 @@ def launch_rms_norm(
 
     All tensors are in row layout with ``x``'s shape. Without a residual, ``out`` is a new
     contiguous tensor; with one, the outputs may be the inputs themselves (in place).
-    ``traced`` launches the way ``torch.compile`` traces (inside an operator).
+    ``traced`` launches the way ``torch.compile`` traces (inside an operator), without PDL.
+
+    On the eager path of every call: each line here costs host time (see the README).
     """
-    n_cols = x.shape[-1]
-    if traced:  # the width is a constexpr: a symbolic one is specialized (one graph per width)
+    shape = x.shape
+    n_cols = shape[-1]
+    if traced:  # widths are constexprs: symbolic ones are specialized (one graph per width)
         n_cols = int(n_cols)
-    n_rows = x.numel() // n_cols if n_cols else 0
-    if n_rows == 0:
+        variance_size = None if variance_size is None else int(variance_size)
+    two_d = len(shape) == 2
+    n_rows = shape[0] if two_d else (x.numel() // n_cols if n_cols else 0)
+    if n_rows == 0 or n_cols == 0:
         return
-    config = ROW_TABLE.config(n_cols)
-    stat_cols = n_cols if variance_size is None else variance_size
     if (residual is None) != (residual_out is None):
         raise ValueError(_BOTH_OR_NEITHER)
-    if config.looped:
-        launcher = LOOPED_LAUNCHER
-        (launcher.traced if traced else launcher.launch)(
-            (n_rows,),
-            x,
-            row_stride(x),
-            residual,
-            row_stride(residual) if residual is not None else 0,
-            weight,
-            out,
-            row_stride(out),
-            residual_out,
-            row_stride(residual_out) if residual_out is not None else 0,
-            epsilon,
-            n_cols,
-            stat_cols,
-            config.block,
-            residual is not None,
-            weight is not None,
-            num_warps=config.num_warps,
-        )
-        return
-    rows = config.rows
-    grid = ((n_rows + rows - 1) // rows,)
+    pdl = False if traced else PDL.enabled
+    if pdl is None:
+        pdl = pdl_enabled()
+    decode = not traced and n_rows <= ROW_TABLE.decode_rows  # (a traced count may be symbolic)
+    has_weight, has_residual = weight is not None, residual is not None
+    plan = _PLANS.get((n_cols, variance_size, has_weight, has_residual, pdl, decode))
+    if plan is None or plan[0] is not ROW_TABLE:
+        plan = _plan(n_cols, variance_size, has_weight, has_residual, pdl, decode)
+    _, rows, bound = plan
+    launch = bound.traced if traced else bound.launch
+    x_stride = x.stride()[0] if two_d else row_stride(x)
     if residual is None:
-        launcher = ROWS_LAUNCHER
-        (launcher.traced if traced else launcher.launch)(
-            grid,
+        if rows:
+            launch(((n_rows + rows - 1) // rows,), x, x_stride, weight, out, n_rows, epsilon)
+        else:
+            launch((n_rows,), x, x_stride, None, 0, weight, out, n_cols, None, 0, epsilon)
+        return
+    # The outputs are the inputs (in place) or new contiguous tensors.
+    residual_stride = row_stride(residual)
+    out_stride = x_stride if out is x else row_stride(out)
+    residual_out_stride = (
+        residual_stride if residual_out is residual else row_stride(residual_out)  # type: ignore[arg-type]
+    )
+    if rows:
+        launch(
+            ((n_rows + rows - 1) // rows,),
             x,
-            row_stride(x),
+            x_stride,
+            residual,
+            residual_stride,
             weight,
             out,
+            out_stride,
+            residual_out,
+            residual_out_stride,
             n_rows,
             epsilon,
-            n_cols,
-            stat_cols,
-            config.block,
-            rows,
-            weight is not None,
-            num_warps=config.num_warps,
         )
-        return
-    if residual_out is None:
-        raise ValueError(_BOTH_OR_NEITHER)
-    launcher = FUSED_ROWS_LAUNCHER
-    (launcher.traced if traced else launcher.launch)(
-        grid,
-        x,
-        row_stride(x),
-        residual,
-        row_stride(residual),
-        weight,
-        out,
-        row_stride(out),
-        residual_out,
-        row_stride(residual_out),
-        n_rows,
-        epsilon,
-        n_cols,
-        stat_cols,
-        config.block,
-        rows,
-        weight is not None,
-        num_warps=config.num_warps,
-    )
+    else:
+        launch(
+            (n_rows,),
+            x,
+            x_stride,
+            residual,
+            residual_stride,
+            weight,
+            out,
+            out_stride,
+            residual_out,
+            residual_out_stride,
+            epsilon,
+        )
 
 
 # -- supports_args ------------------------------------------------------------------------------
+#
+# On the dispatch path of every call, so written out: each helper call costs host time. The
+# common cases (no variance_size, a weight) are tested inline.
 
 
-def _weight_ok(weight: Tensor | None, x: Tensor) -> bool:
-    return weight is None or (
-        is_row_vector(weight, x.shape[-1], x.dtype) and weight.get_device() == x.get_device()
+def _weight_ok(weight: Tensor, x: Tensor) -> bool:
+    """A contiguous ``[hidden]`` vector of ``x``'s dtype on ``x``'s device."""
+    return (
+        weight.dtype == x.dtype
+        and weight.dim() == 1
+        and bool(weight.numel() == x.shape[-1])
+        and weight.is_contiguous()
+        and weight.get_device() == x.get_device()
     )
+
+
+def _writable_rows(t: Tensor) -> bool:
+    """Row layout with rows that do not overlap (a contiguous tensor always has both)."""
+    return has_row_layout(t) and rows_are_disjoint(t)
 
 
 def _variance_size_ok(variance_size: int | None, x: Tensor) -> bool:
     return type(variance_size) is int and bool(0 < variance_size <= x.shape[-1])
 
 
-# On the dispatch path of every call: the common cases (no variance_size) are tested inline.
 def rms_norm_supports_args(
     x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
 ) -> bool:
     return (
         x.dtype in FLOAT_DTYPES
         and on_platform_device(x)
-        and has_row_layout(x)
-        and _weight_ok(weight, x)
+        and (x.is_contiguous() or has_row_layout(x))
+        and (weight is None or _weight_ok(weight, x))
         and (variance_size is None or _variance_size_ok(variance_size, x))
     )
 
@@ -408,11 +465,9 @@ def fused_add_rms_norm_supports_args(
         and on_platform_device(x)
         and x_residual.get_device() == x.get_device()
         and bool(x_residual.shape == x.shape)
-        and has_row_layout(x)
-        and has_row_layout(x_residual)
-        and rows_are_disjoint(x)
-        and rows_are_disjoint(x_residual)
-        and _weight_ok(weight, x)
+        and (x.is_contiguous() or _writable_rows(x))
+        and (x_residual.is_contiguous() or _writable_rows(x_residual))
+        and (weight is None or _weight_ok(weight, x))
         and (variance_size is None or _variance_size_ok(variance_size, x))
     )
 
@@ -484,8 +539,13 @@ def rms_norm_cuda(
     if tracing():
         out: Tensor = RMS_NORM_OP(x, weight, epsilon, variance_size)
         return out
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    launch_rms_norm(x, None, weight, out, None, epsilon, variance_size, traced=False)
+    # empty_like keeps a contiguous tensor's layout; its memory_format argument costs host time
+    out = (
+        torch.empty_like(x)
+        if x.is_contiguous()
+        else torch.empty_like(x, memory_format=torch.contiguous_format)
+    )
+    launch_rms_norm(x, None, weight, out, None, epsilon, variance_size, False)
     return out
 
 
@@ -500,8 +560,11 @@ def fused_add_rms_norm_cuda(
     if tracing():
         out, residual_out = FUSED_ADD_RMS_NORM_OP(x, x_residual, weight, epsilon, variance_size)
         return out, residual_out
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    residual_out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    if x.is_contiguous():
+        out, residual_out = torch.empty_like(x), torch.empty_like(x)
+    else:
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+        residual_out = torch.empty_like(x, memory_format=torch.contiguous_format)
     launch_rms_norm(x, x_residual, weight, out, residual_out, epsilon, variance_size, False)
     return out, residual_out
 
@@ -525,7 +588,7 @@ def fused_add_rms_norm_cuda_inplace(
         return x, x_residual
     if x.data_ptr() == x_residual.data_ptr():
         return fused_add_rms_norm_cuda(x, x_residual, weight, epsilon, variance_size)
-    launch_rms_norm(x, x_residual, weight, x, x_residual, epsilon, variance_size, traced=False)
+    launch_rms_norm(x, x_residual, weight, x, x_residual, epsilon, variance_size, False)
     return x, x_residual
 
 

@@ -34,8 +34,16 @@ from torch import Tensor
 
 from ir_kernels_cuda._fp8 import FP8_DTYPE, FP8_MAX, clamp_for_fp8
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
+from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
-from ir_op.triton import NVIDIA_ROW_TABLE, KernelLauncher, RowTable, define_kernel_op, tracing
+from ir_op.triton import (
+    NVIDIA_ROW_TABLE,
+    BoundLauncher,
+    KernelLauncher,
+    RowTable,
+    define_kernel_op,
+    tracing,
+)
 from ir_op.triton.rows import (
     FLOAT_DTYPES,
     has_row_layout,
@@ -86,9 +94,12 @@ def rms_norm_quant_rows_kernel(  # type: ignore[no-untyped-def]
     HAS_RESIDUAL: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
     FP8_MAX: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Normalize and quantize the rows of a ``[ROWS, BLOCK]`` tile into the contiguous fp8
     ``out`` (and the sum into the contiguous ``residual_out``)."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     col_mask = cols < N_COLS
@@ -142,8 +153,11 @@ def rms_norm_quant_looped_kernel(  # type: ignore[no-untyped-def]
     HAS_RESIDUAL: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
     FP8_MAX: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """One row per program, in ``BLOCK``-wide chunks: the statistic, then the outputs."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_row_stride
     chunks: tl.constexpr = (N_COLS + BLOCK - 1) // BLOCK
@@ -201,6 +215,31 @@ ROW_TABLE: RowTable = NVIDIA_ROW_TABLE
 ROWS_LAUNCHER = KernelLauncher(rms_norm_quant_rows_kernel)
 LOOPED_LAUNCHER = KernelLauncher(rms_norm_quant_looped_kernel)
 
+_Plan = tuple[RowTable, int, BoundLauncher]
+"""(the table it was made with, rows per program (0: looped kernel), the bound launch)."""
+
+_PLANS: dict[tuple[int, bool, bool, bool, bool], _Plan] = {}
+
+
+def _plan(n_cols: int, has_residual: bool, has_weight: bool, pdl: bool, decode: bool) -> _Plan:
+    """Kernel, constexprs and options for one row width, set of options and launch size (made
+    once; ``decode``: a launch of at most ``ROW_TABLE.decode_rows`` rows)."""
+    table = ROW_TABLE
+    config = table.config(n_cols, 1 if decode else None)
+    options = {"num_warps": config.num_warps, "launch_pdl": pdl}
+    if config.looped:
+        bound = LOOPED_LAUNCHER.bind(
+            n_cols, config.block, has_residual, has_weight, FP8_MAX, pdl, **options
+        )
+        plan: _Plan = (table, 0, bound)
+    else:
+        bound = ROWS_LAUNCHER.bind(
+            n_cols, config.block, config.rows, has_residual, has_weight, FP8_MAX, pdl, **options
+        )
+        plan = (table, config.rows, bound)
+    _PLANS[n_cols, has_residual, has_weight, pdl, decode] = plan
+    return plan
+
 
 def launch_rms_norm_quant(
     x: Tensor,
@@ -214,18 +253,41 @@ def launch_rms_norm_quant(
 ) -> None:
     """Write the fp8 ``rms_norm(x [+ residual])`` into ``out`` (and the sum into
     ``residual_out``): both new and contiguous, with ``x``'s shape; ``x`` and ``residual`` in row
-    layout. ``traced`` launches the way ``torch.compile`` traces (inside an operator)."""
+    layout. ``traced`` launches the way ``torch.compile`` traces (inside an operator), without
+    PDL."""
     n_cols = x.shape[-1]
     if traced:  # the width is a constexpr: a symbolic one is specialized (one graph per width)
         n_cols = int(n_cols)
     n_rows = x.numel() // n_cols if n_cols else 0
     if n_rows == 0:
         return
-    config = ROW_TABLE.config(n_cols)
+    pdl = False if traced else PDL.enabled
+    if pdl is None:
+        pdl = pdl_enabled()
+    decode = not traced and n_rows <= ROW_TABLE.decode_rows  # (a traced count may be symbolic)
+    has_residual, has_weight = residual is not None, weight is not None
+    plan = _PLANS.get((n_cols, has_residual, has_weight, pdl, decode))
+    if plan is None or plan[0] is not ROW_TABLE:
+        plan = _plan(n_cols, has_residual, has_weight, pdl, decode)
+    _, rows, bound = plan
+    launch = bound.traced if traced else bound.launch
     residual_stride = row_stride(residual) if residual is not None else 0
-    if config.looped:
-        launcher = LOOPED_LAUNCHER
-        (launcher.traced if traced else launcher.launch)(
+    if rows:
+        launch(
+            ((n_rows + rows - 1) // rows,),
+            x,
+            row_stride(x),
+            residual,
+            residual_stride,
+            weight,
+            scale,
+            out,
+            residual_out,
+            n_rows,
+            epsilon,
+        )
+    else:
+        launch(
             (n_rows,),
             x,
             row_stride(x),
@@ -236,35 +298,7 @@ def launch_rms_norm_quant(
             out,
             residual_out,
             epsilon,
-            n_cols,
-            config.block,
-            residual is not None,
-            weight is not None,
-            FP8_MAX,
-            num_warps=config.num_warps,
         )
-        return
-    launcher = ROWS_LAUNCHER
-    (launcher.traced if traced else launcher.launch)(
-        ((n_rows + config.rows - 1) // config.rows,),
-        x,
-        row_stride(x),
-        residual,
-        residual_stride,
-        weight,
-        scale,
-        out,
-        residual_out,
-        n_rows,
-        epsilon,
-        n_cols,
-        config.block,
-        config.rows,
-        residual is not None,
-        weight is not None,
-        FP8_MAX,
-        num_warps=config.num_warps,
-    )
 
 
 # -- supports_args ------------------------------------------------------------------------------

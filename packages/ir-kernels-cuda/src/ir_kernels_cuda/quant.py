@@ -41,10 +41,18 @@ from torch import Tensor
 
 from ir_kernels_cuda._fp8 import FP8_DTYPE, FP8_MAX, clamp_for_fp8
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
-from ir_kernels_cuda._tiles import elementwise_tiles
+from ir_kernels_cuda._tiles import elementwise_tile
+from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
 from ir_op.ops._fp8 import min_dynamic_scale
-from ir_op.triton import NVIDIA_ROW_TABLE, KernelLauncher, RowTable, define_kernel_op, tracing
+from ir_op.triton import (
+    NVIDIA_ROW_TABLE,
+    BoundLauncher,
+    KernelLauncher,
+    RowTable,
+    define_kernel_op,
+    tracing,
+)
 from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
 from ir_op.triton.supports import is_static_scale
 
@@ -83,10 +91,13 @@ def fp8_quant_kernel(  # type: ignore[no-untyped-def]
     SCALE_FROM_AMAX: tl.constexpr,
     FP8_MAX: tl.constexpr,
     MIN_SCALE: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Quantize a ``[ROWS, BLOCK]`` tile into the contiguous ``[n_rows, N_COLS]`` fp8 out, with
     the scale at ``scale_ptr``, or (``SCALE_FROM_AMAX``) the one of the amax at ``amax_ptr``,
     which the first program stores at ``scale_ptr``."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     if SCALE_FROM_AMAX:
         scale = scale_of(tl.load(amax_ptr).to(tl.float32, bitcast=True), FP8_MAX, MIN_SCALE)
         if (tl.program_id(0) == 0) & (tl.program_id(1) == 0):
@@ -120,9 +131,12 @@ def abs_max_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     TILES: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Fold ``max |x|`` of ``TILES`` consecutive ``[ROWS, BLOCK]`` tiles into the int32 at
     ``amax_ptr`` (as bits): one atomic per program, not per tile."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     largest = tl.zeros([ROWS, BLOCK], dtype=tl.int32)
     for tile in range(TILES):
@@ -151,9 +165,12 @@ def per_token_quant_rows_kernel(  # type: ignore[no-untyped-def]
     HAS_SCALE_UB: tl.constexpr,
     FP8_MAX: tl.constexpr,
     MIN_SCALE: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Rows of a ``[ROWS, BLOCK]`` tile: each row's scale into ``scales_ptr``, its values
     quantized into the contiguous ``[n_rows, N_COLS]`` fp8 out."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     row_mask = rows < n_rows
@@ -187,8 +204,11 @@ def per_token_quant_looped_kernel(  # type: ignore[no-untyped-def]
     HAS_SCALE_UB: tl.constexpr,
     FP8_MAX: tl.constexpr,
     MIN_SCALE: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """One row per program, in ``BLOCK``-wide chunks: its amax, then its values."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_row_stride
     out_row = out_ptr + row * N_COLS
@@ -234,6 +254,52 @@ ABS_MAX_LAUNCHER = KernelLauncher(abs_max_kernel)
 PER_TOKEN_ROWS_LAUNCHER = KernelLauncher(per_token_quant_rows_kernel)
 PER_TOKEN_LOOPED_LAUNCHER = KernelLauncher(per_token_quant_looped_kernel)
 
+_TensorPlan = tuple[RowTable, int, int, int, BoundLauncher, BoundLauncher]
+"""Per-tensor scales: (the table it was made with, rows per program, chunks per row, rows per
+amax program, the quantizing launch, the amax launch (bound in every plan, launched for dynamic
+scales only: binding compiles nothing))."""
+
+_TENSOR_PLANS: dict[tuple[int, bool, bool], _TensorPlan] = {}
+
+_TokenPlan = tuple[RowTable, int, BoundLauncher]
+"""Per-token scales: (the table it was made with, rows per program (0: looped kernel), the
+bound launch)."""
+
+_TOKEN_PLANS: dict[tuple[int, bool, bool, bool], _TokenPlan] = {}
+
+
+def _tensor_plan(n_cols: int, dynamic: bool, pdl: bool) -> _TensorPlan:
+    """Tiles, constexprs and options of a per-tensor quantization of one width (made once)."""
+    table = ELEMENTWISE_TABLE
+    block, rows, chunks, num_warps = elementwise_tile(table, n_cols)
+    options = {"num_warps": num_warps, "launch_pdl": pdl}
+    quantize = QUANT_LAUNCHER.bind(n_cols, block, rows, dynamic, FP8_MAX, MIN_SCALE, pdl, **options)
+    tiles = max(1, min(AMAX_MAX_TILES, AMAX_PROGRAM_ELEMENTS // (block * rows)))
+    amax = ABS_MAX_LAUNCHER.bind(n_cols, block, rows, tiles, pdl, **options)
+    plan: _TensorPlan = (table, rows, chunks, rows * tiles, quantize, amax)
+    _TENSOR_PLANS[n_cols, dynamic, pdl] = plan
+    return plan
+
+
+def _token_plan(n_cols: int, has_scale_ub: bool, pdl: bool, decode: bool) -> _TokenPlan:
+    """Kernel, constexprs and options of a per-token quantization of one width and launch size
+    (made once; ``decode``: a launch of at most ``ROW_TABLE.decode_rows`` rows)."""
+    table = ROW_TABLE
+    config = table.config(n_cols, 1 if decode else None)
+    options = {"num_warps": config.num_warps, "launch_pdl": pdl}
+    if config.looped:
+        bound = PER_TOKEN_LOOPED_LAUNCHER.bind(
+            n_cols, config.block, has_scale_ub, FP8_MAX, MIN_SCALE, pdl, **options
+        )
+        plan: _TokenPlan = (table, 0, bound)
+    else:
+        bound = PER_TOKEN_ROWS_LAUNCHER.bind(
+            n_cols, config.block, config.rows, has_scale_ub, FP8_MAX, MIN_SCALE, pdl, **options
+        )
+        plan = (table, config.rows, bound)
+    _TOKEN_PLANS[n_cols, has_scale_ub, pdl, decode] = plan
+    return plan
+
 
 def _width(x: Tensor, traced: bool) -> int:
     n_cols = x.shape[-1]
@@ -241,27 +307,21 @@ def _width(x: Tensor, traced: bool) -> int:
 
 
 def launch_static_quant(x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> None:
-    """Quantize ``x`` (row layout) into ``out`` (new, contiguous, fp8) with a static scale."""
+    """Quantize ``x`` (row layout) into ``out`` (new, contiguous, fp8) with a static scale.
+    ``traced`` launches the way ``torch.compile`` traces (inside an operator), without PDL."""
     n_cols = _width(x, traced)
     n_rows = x.numel() // n_cols if n_cols else 0
     if n_rows == 0:
         return
-    grid, block, rows, num_warps = elementwise_tiles(ELEMENTWISE_TABLE, n_rows, n_cols)
-    (QUANT_LAUNCHER.traced if traced else QUANT_LAUNCHER.launch)(
-        grid,
-        x,
-        row_stride(x),
-        out,
-        scale,
-        None,
-        n_rows,
-        n_cols,
-        block,
-        rows,
-        False,
-        FP8_MAX,
-        MIN_SCALE,
-        num_warps=num_warps,
+    pdl = False if traced else PDL.enabled
+    if pdl is None:
+        pdl = pdl_enabled()
+    plan = _TENSOR_PLANS.get((n_cols, False, pdl))
+    if plan is None or plan[0] is not ELEMENTWISE_TABLE:
+        plan = _tensor_plan(n_cols, False, pdl)
+    _, rows, chunks, _, quantize, _ = plan
+    (quantize.traced if traced else quantize.launch)(
+        ((n_rows + rows - 1) // rows, chunks), x, row_stride(x), out, scale, None, n_rows
     )
 
 
@@ -282,31 +342,25 @@ def launch_dynamic_quant(
         return
     if n_rows == 0:
         return
+    pdl = False if traced else PDL.enabled
+    if pdl is None:
+        pdl = pdl_enabled()
     if per_token or n_rows == 1:  # one row's amax is the tensor's: one pass
-        _launch_per_token(x, scale_ub if per_token else None, out, scales, n_rows, n_cols, traced)
+        _launch_per_token(
+            x, scale_ub if per_token else None, out, scales, n_rows, n_cols, pdl, traced
+        )
         return
-    grid, block, rows, num_warps = elementwise_tiles(ELEMENTWISE_TABLE, n_rows, n_cols)
+    plan = _TENSOR_PLANS.get((n_cols, True, pdl))
+    if plan is None or plan[0] is not ELEMENTWISE_TABLE:
+        plan = _tensor_plan(n_cols, True, pdl)
+    _, rows, chunks, amax_rows, quantize, find_amax = plan
     amax = torch.zeros(1, dtype=torch.int32, device=x.device)
-    tiles = max(1, min(AMAX_MAX_TILES, AMAX_PROGRAM_ELEMENTS // (block * rows)))
-    amax_grid = ((n_rows + rows * tiles - 1) // (rows * tiles), grid[1])
-    (ABS_MAX_LAUNCHER.traced if traced else ABS_MAX_LAUNCHER.launch)(
-        amax_grid, x, row_stride(x), amax, n_rows, n_cols, block, rows, tiles, num_warps=num_warps
+    stride = row_stride(x)
+    (find_amax.traced if traced else find_amax.launch)(
+        ((n_rows + amax_rows - 1) // amax_rows, chunks), x, stride, amax, n_rows
     )
-    (QUANT_LAUNCHER.traced if traced else QUANT_LAUNCHER.launch)(
-        grid,
-        x,
-        row_stride(x),
-        out,
-        scales,
-        amax,
-        n_rows,
-        n_cols,
-        block,
-        rows,
-        True,
-        FP8_MAX,
-        MIN_SCALE,
-        num_warps=num_warps,
+    (quantize.traced if traced else quantize.launch)(
+        ((n_rows + rows - 1) // rows, chunks), x, stride, out, scales, amax, n_rows
     )
 
 
@@ -317,43 +371,20 @@ def _launch_per_token(
     scales: Tensor,
     n_rows: int,
     n_cols: int,
+    pdl: bool,
     traced: bool,
 ) -> None:
-    config = ROW_TABLE.config(n_cols)
-    if config.looped:
-        launcher = PER_TOKEN_LOOPED_LAUNCHER
-        (launcher.traced if traced else launcher.launch)(
-            (n_rows,),
-            x,
-            row_stride(x),
-            out,
-            scales,
-            scale_ub,
-            n_cols,
-            config.block,
-            scale_ub is not None,
-            FP8_MAX,
-            MIN_SCALE,
-            num_warps=config.num_warps,
-        )
-        return
-    launcher = PER_TOKEN_ROWS_LAUNCHER
-    (launcher.traced if traced else launcher.launch)(
-        ((n_rows + config.rows - 1) // config.rows,),
-        x,
-        row_stride(x),
-        out,
-        scales,
-        scale_ub,
-        n_rows,
-        n_cols,
-        config.block,
-        config.rows,
-        scale_ub is not None,
-        FP8_MAX,
-        MIN_SCALE,
-        num_warps=config.num_warps,
-    )
+    has_scale_ub = scale_ub is not None
+    decode = not traced and n_rows <= ROW_TABLE.decode_rows  # (a traced count may be symbolic)
+    plan = _TOKEN_PLANS.get((n_cols, has_scale_ub, pdl, decode))
+    if plan is None or plan[0] is not ROW_TABLE:
+        plan = _token_plan(n_cols, has_scale_ub, pdl, decode)
+    _, rows, bound = plan
+    launch = bound.traced if traced else bound.launch
+    if rows:
+        launch(((n_rows + rows - 1) // rows,), x, row_stride(x), out, scales, scale_ub, n_rows)
+    else:
+        launch((n_rows,), x, row_stride(x), out, scales, scale_ub)
 
 
 # -- supports_args ------------------------------------------------------------------------------

@@ -438,6 +438,20 @@ class IrOp:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if TORCH_WRAP.enabled:
             return self.torch_op(*args, **kwargs)
+        # dispatch() inlined for the common case (the eager hot path: one frame less); anything
+        # else (defaults not applied yet, a predicate that does not answer True or False, no
+        # provider taking the arguments) goes through dispatch() itself.
+        impls = self._priority_impls
+        if impls is not None:
+            for impl in impls:
+                check = impl._supports_args
+                if check is None:
+                    return impl.functional_fn(*args, **kwargs)
+                accepted = check(*args, **kwargs)
+                if accepted is True:
+                    return impl.functional_fn(*args, **kwargs)
+                if accepted is not False:
+                    break
         return self.dispatch(*args, **kwargs).functional_fn(*args, **kwargs)
 
     def bind_arguments(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
@@ -525,6 +539,18 @@ class IrOpInplaceOverload:
             if self.op._optional_outputs:
                 out = self.op._restore_absent_outputs(out, args, kwargs)
             return out
+        # As IrOp.__call__: dispatch() inlined for the common case.
+        impls = self.op._priority_impls
+        if impls is not None:
+            for impl in impls:
+                check = impl._supports_args
+                if check is None:
+                    return impl.impl_fn(*args, **kwargs)
+                accepted = check(*args, **kwargs)
+                if accepted is True:
+                    return impl.impl_fn(*args, **kwargs)
+                if accepted is not False:
+                    break
         return self.op.dispatch(*args, **kwargs).impl_fn(*args, **kwargs)
 
     def __repr__(self) -> str:

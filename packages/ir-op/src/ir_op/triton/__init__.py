@@ -6,7 +6,9 @@ what every one of them needs lives here, once:
 - :class:`KernelLauncher`: launches an already-compiled kernel straight from a cache keyed on
   exactly what Triton specializes on, at a fraction of ``kernel[grid](...)``'s host cost, and
   falls back to Triton's own launch whenever that is not possible
-  (:func:`set_fast_launch` / ``IR_OP_TRITON_FAST_LAUNCH=0`` turn it off).
+  (:func:`set_fast_launch` / ``IR_OP_TRITON_FAST_LAUNCH=0`` turn it off);
+  :meth:`KernelLauncher.bind` gives a :class:`BoundLauncher`, the same with the constexprs and
+  launch options fixed, cheaper per call.
 - :class:`RowTable` and :func:`row_config`: block, rows-per-program and warp choices for
   row-wise kernels (norms, gated activations), with the table tuned for NVIDIA H100-class GPUs.
 - :func:`interpreting` and :func:`triton_unsupported_reason`: the interpreter switch
@@ -35,6 +37,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess by
 from ir_op.triton.configs import NVIDIA_ROW_TABLE, RowConfig, RowTable, row_config
 from ir_op.triton.kernel_ops import define_kernel_op, tracing
 from ir_op.triton.launcher import (
+    BoundLauncher,
     KernelLauncher,
     LaunchRuntime,
     fast_launch,
@@ -45,6 +48,7 @@ from ir_op.triton.support import interpreting, triton_unsupported_reason
 
 __all__ = [
     "NVIDIA_ROW_TABLE",
+    "BoundLauncher",
     "KernelLauncher",
     "LaunchRuntime",
     "RowConfig",

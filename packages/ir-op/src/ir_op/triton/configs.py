@@ -9,7 +9,11 @@ how close they get to the memory-bandwidth limit:
   rows loop over chunks of :attr:`RowTable.loop_block` columns.
 - **rows per program**: short rows are packed, several per program, until a program covers about
   :attr:`RowTable.min_tile` elements, so a program is not mostly launch overhead.
-- **warps**: enough threads that each holds a few 16-byte vectors of the tile.
+- **warps**: enough threads that each holds a few 16-byte vectors of the tile. Two sets: for
+  launches over many rows bandwidth decides, and fewer warps with more values per thread keep
+  more loads in flight per SM and make the cross-warp reduction cheaper; for decode launches (at
+  most :attr:`RowTable.decode_rows` rows, a few programs on a GPU of a hundred SMs) latency
+  decides, and more warps give each thread fewer instructions between its loads and its stores.
 
 A :class:`RowTable` holds these numbers for one family of GPUs; :data:`NVIDIA_ROW_TABLE` is tuned
 for H100-class GPUs (32-thread warps, 64K registers per SM). Kernel sets for other hardware pass
@@ -64,7 +68,12 @@ class RowTable:
     """Narrowest block, so even tiny rows get whole vectors (power of two)."""
     warps: tuple[tuple[int, int], ...]
     """``(most tile elements, num_warps)`` pairs, ascending; the last covers ``max_block``."""
-    _memo: dict[int, RowConfig] = field(
+    decode_rows: int = 0
+    """Launches of at most this many rows (a decode step) take :attr:`decode_warps`: with a
+    few programs, latency decides rather than bandwidth. 0: no decode choices."""
+    decode_warps: tuple[tuple[int, int], ...] = ()
+    """Like :attr:`warps`, for decode launches (empty: the same as :attr:`warps`)."""
+    _memo: dict[tuple[int, bool], RowConfig] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
     """Answers so far: :meth:`config` is on every launch's host path."""
@@ -76,25 +85,39 @@ class RowTable:
                 raise ValueError(f"RowTable.{name} must be a power of two, got {value!r}")
         if self.min_tile < 1 or self.loop_warps < 1:
             raise ValueError("RowTable.min_tile and loop_warps must be >= 1")
-        if not self.warps or list(self.warps) != sorted(self.warps):
-            raise ValueError(f"RowTable.warps must be non-empty and ascending, got {self.warps}")
-        if self.warps[-1][0] < self.max_block:
-            raise ValueError(
-                f"RowTable.warps ends at {self.warps[-1][0]} elements; it must cover "
-                f"max_block={self.max_block}"
-            )
+        for name in ("warps", "decode_warps"):
+            pairs = getattr(self, name)
+            if (name == "warps" and not pairs) or list(pairs) != sorted(pairs):
+                raise ValueError(
+                    f"RowTable.{name} must be ascending (warps non-empty), got {pairs}"
+                )
+            if pairs and pairs[-1][0] < self.max_block:
+                raise ValueError(
+                    f"RowTable.{name} ends at {pairs[-1][0]} elements; it must cover "
+                    f"max_block={self.max_block}"
+                )
+        rows = self.decode_rows
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ValueError(f"RowTable.decode_rows must be an int >= 0, got {rows!r}")
 
-    def warps_for(self, tile: int) -> int:
-        """Warps for a tile of ``tile`` elements."""
-        for most, num_warps in self.warps:
+    def warps_for(self, tile: int, decode: bool = False) -> int:
+        """Warps for a tile of ``tile`` elements (of a decode launch: :attr:`decode_warps`)."""
+        pairs = self.decode_warps if decode and self.decode_warps else self.warps
+        for most, num_warps in pairs:
             if tile <= most:
                 return num_warps
-        return self.warps[-1][1]
+        return pairs[-1][1]
 
-    def config(self, n_cols: int) -> RowConfig:
-        """Block, rows per program and warps for rows of ``n_cols`` elements."""
+    def is_decode(self, n_rows: int) -> bool:
+        """Whether a launch over ``n_rows`` rows takes the decode choices."""
+        return n_rows <= self.decode_rows
+
+    def config(self, n_cols: int, n_rows: int | None = None) -> RowConfig:
+        """Block, rows per program and warps for rows of ``n_cols`` elements; with ``n_rows``,
+        the decode choices for a launch of at most :attr:`decode_rows` rows."""
+        decode = n_rows is not None and n_rows <= self.decode_rows
         if type(n_cols) is int:
-            found = self._memo.get(n_cols)
+            found = self._memo.get((n_cols, decode))
             if found is not None:
                 return found
         if isinstance(n_cols, bool) or not isinstance(n_cols, int) or n_cols < 1:
@@ -104,13 +127,13 @@ class RowTable:
             config = RowConfig(self.loop_block, 1, self.loop_warps, looped=True)
         else:
             rows = max(1, min(self.max_rows, self.min_tile // block))
-            config = RowConfig(block, rows, self.warps_for(block * rows), looped=False)
-        self._memo[n_cols] = config
+            config = RowConfig(block, rows, self.warps_for(block * rows, decode), looped=False)
+        self._memo[n_cols, decode] = config
         return config
 
 
 NVIDIA_ROW_TABLE = RowTable(
-    # H100: hidden sizes up to 8192 fit one block (16 warps x 32 threads x 16 fp32 values);
+    # H100: hidden sizes up to 8192 fit one block (8 warps x 32 threads x 32 fp32 values);
     # wider rows loop in 4096-column chunks, which keeps a row's second pass in L2.
     max_block=8192,
     loop_block=4096,
@@ -120,11 +143,21 @@ NVIDIA_ROW_TABLE = RowTable(
     min_tile=2048,
     max_rows=64,
     min_block=16,
-    warps=((256, 1), (512, 2), (2048, 4), (4096, 8), (8192, 16)),
+    # Bandwidth: 16 (4096) or 32 (8192) values per thread keep 4 x 16-byte loads of bf16 in
+    # flight per thread with 4 programs per SM (60 registers at 8192, from ptxas for sm_90),
+    # and fewer warps make the cross-warp reduction cheaper. (Measured on H100 with
+    # benchmarks/tune_rows.py; it prints the table's choice next to the best.)
+    warps=((256, 1), (512, 2), (2048, 4), (4096, 8), (8192, 8)),
+    # Decode (a few programs, each one row): latency decides, and more warps give each thread
+    # fewer instructions between its loads and its stores.
+    decode_rows=64,
+    decode_warps=((256, 1), (512, 2), (1024, 4), (2048, 4), (4096, 8), (8192, 16)),
 )
 """Row-kernel choices for NVIDIA H100-class GPUs."""
 
 
-def row_config(n_cols: int, table: RowTable = NVIDIA_ROW_TABLE) -> RowConfig:
+def row_config(
+    n_cols: int, table: RowTable = NVIDIA_ROW_TABLE, n_rows: int | None = None
+) -> RowConfig:
     """:meth:`RowTable.config` of ``table`` (default: the NVIDIA table)."""
-    return table.config(n_cols)
+    return table.config(n_cols, n_rows)

@@ -57,7 +57,7 @@ from torch import Tensor
 from ir_op import ops
 from ir_op.triton.configs import _power_of_two_at_least
 from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import KernelLauncher
+from ir_op.triton.launcher import BoundLauncher, KernelLauncher
 from ir_op.triton.rows import FLOAT_DTYPES, on_platform_device
 from ir_op.triton.supports import on_device_of
 
@@ -337,34 +337,17 @@ class RotaryLaunch:
         return self.options(num_warps)
 
 
-def launch_rotary(
-    launcher: KernelLauncher,
-    launch: RotaryLaunch,
-    positions: Tensor,
-    query: Tensor,
-    key: Tensor | None,
-    head_size: int,
-    cos_sin_cache: Tensor,
-    is_neox_style: bool,
-    query_out: Tensor,
-    key_out: Tensor | None,
-    traced: bool,
-) -> None:
-    """Rotate ``query`` and ``key`` into ``query_out`` and ``key_out``: the inputs themselves
-    (in place) or new contiguous tensors (the unrotated elements copied). The arguments must be
-    ones that :func:`rotary_embedding_supports_args` accepts (checked there, once, not here on
-    every launch)."""
-    n_tokens = positions.numel()
-    if n_tokens == 0:
-        return
-    lead = positions.dim()
-    query_heads, query_token_stride, query_head_stride = _geometry(query, lead, head_size)
-    key_heads, key_token_stride, key_head_stride = (
-        _geometry(key, lead, head_size) if key is not None else (0, 0, 0)
-    )
-    in_place = query_out is query
-    head_size, rotary_dim = int(head_size), int(cos_sin_cache.shape[1])
-    query_heads, key_heads = int(query_heads), int(key_heads)
+_Plan = tuple[int, BoundLauncher]
+"""(programs per token: blocks of query heads, then of key heads; the bound launch)."""
+
+_Geometry = tuple[int, int, int, int, bool, bool]
+"""(query heads, key heads, head size, rotary dim, NeoX style, in place): what the constexprs
+and the launch options depend on."""
+
+
+def _make_plan(launcher: KernelLauncher, launch: RotaryLaunch, geometry: _Geometry) -> _Plan:
+    """Tiles, constexprs and launch options of one geometry of heads, bound once."""
+    query_heads, key_heads, head_size, rotary_dim, neox, in_place = geometry
     tile_pairs = launch.tile_pairs
     half_block = min(_power_of_two_at_least(rotary_dim // 2), tile_pairs)
     heads_block = min(_power_of_two_at_least(max(query_heads, key_heads)), tile_pairs // half_block)
@@ -373,23 +356,7 @@ def launch_rotary(
     )
     query_blocks = (query_heads + heads_block - 1) // heads_block
     key_blocks = (key_heads + heads_block - 1) // heads_block
-    if lead != 1:  # a view unless the token dimensions do not collapse
-        positions = positions.reshape(-1)
-    (launcher.traced if traced else launcher.launch)(
-        (n_tokens, query_blocks + key_blocks),
-        positions,
-        positions.stride(0),
-        cos_sin_cache,
-        cos_sin_cache.stride(0),
-        cos_sin_cache.shape[0],
-        query,
-        query_token_stride,
-        query_head_stride,
-        query_out,
-        key,
-        key_token_stride,
-        key_head_stride,
-        key_out,
+    bound = launcher.bind(
         query_heads,
         key_heads,
         head_size,
@@ -397,10 +364,11 @@ def launch_rotary(
         heads_block,
         half_block,
         tail_block,
-        bool(is_neox_style),
+        neox,
         in_place,
         **launch.launch_options(heads_block * half_block),
     )
+    return query_blocks + key_blocks, bound
 
 
 # -- operators and providers ----------------------------------------------------------------------
@@ -451,7 +419,9 @@ class RotaryProviders:
     def __init__(self, namespace: str, launch: RotaryLaunch) -> None:
         self.launch = launch
         self.launcher = KernelLauncher(rotary_kernel)
-        launcher, launch = self.launcher, self.launch
+        self.plans: dict[_Geometry, _Plan] = {}
+        """Bound launches by geometry of heads (their constexprs and options fixed, made once)."""
+        rotate = self.rotate
 
         def traced_op(
             positions: Tensor,
@@ -464,9 +434,9 @@ class RotaryProviders:
         ) -> list[Tensor]:
             outputs = _new_outputs(query, key)
             key_out = outputs[1] if key is not None else None
-            launch_rotary(
-                launcher, launch, positions, query, key, head_size, cos_sin_cache, is_neox_style,
-                outputs[0], key_out, True,
+            rotate(
+                positions, query, key, head_size, cos_sin_cache, is_neox_style, outputs[0],
+                key_out, True,
             )  # fmt: skip
             return outputs
 
@@ -479,10 +449,7 @@ class RotaryProviders:
             is_neox_style: bool,
             rotary_dim: int | None = None,
         ) -> None:
-            launch_rotary(
-                launcher, launch, positions, query, key, head_size, cos_sin_cache, is_neox_style,
-                query, key, True,
-            )  # fmt: skip
+            rotate(positions, query, key, head_size, cos_sin_cache, is_neox_style, query, key, True)
 
         self.op = define_kernel_op(
             f"{namespace}::rotary_embedding", traced_op, fake=_new_outputs_like
@@ -492,6 +459,62 @@ class RotaryProviders:
             traced_inplace_op,
             mutates_args=("query", "key"),
             fake=_writes_its_arguments_only,
+        )
+
+    def rotate(
+        self,
+        positions: Tensor,
+        query: Tensor,
+        key: Tensor | None,
+        head_size: int,
+        cos_sin_cache: Tensor,
+        is_neox_style: bool,
+        query_out: Tensor,
+        key_out: Tensor | None,
+        traced: bool,
+    ) -> None:
+        """Rotate ``query`` and ``key`` into ``query_out`` and ``key_out``: the inputs
+        themselves (in place) or new contiguous tensors (the unrotated elements copied). The
+        arguments must be ones that :func:`rotary_embedding_supports_args` accepts (checked
+        there, once, not here on every launch). ``traced`` launches the way ``torch.compile``
+        traces (inside an operator); symbolic sizes are specialized (one graph per geometry)."""
+        n_tokens = positions.numel()
+        if n_tokens == 0:
+            return
+        lead = positions.dim()
+        query_heads, query_token_stride, query_head_stride = _geometry(query, lead, head_size)
+        key_heads, key_token_stride, key_head_stride = (
+            _geometry(key, lead, head_size) if key is not None else (0, 0, 0)
+        )
+        geometry = (
+            int(query_heads),
+            int(key_heads),
+            int(head_size),
+            int(cos_sin_cache.shape[1]),
+            bool(is_neox_style),
+            query_out is query,
+        )
+        plan = self.plans.get(geometry)
+        if plan is None:
+            plan = self.plans[geometry] = _make_plan(self.launcher, self.launch, geometry)
+        blocks, bound = plan
+        if lead != 1:  # a view unless the token dimensions do not collapse
+            positions = positions.reshape(-1)
+        (bound.traced if traced else bound.launch)(
+            (n_tokens, blocks),
+            positions,
+            positions.stride(0),
+            cos_sin_cache,
+            cos_sin_cache.stride(0),
+            cos_sin_cache.shape[0],
+            query,
+            query_token_stride,
+            query_head_stride,
+            query_out,
+            key,
+            key_token_stride,
+            key_head_stride,
+            key_out,
         )
 
     def functional(
@@ -512,9 +535,9 @@ class RotaryProviders:
         else:
             outputs = _new_outputs(query, key)
             key_out = outputs[1] if key is not None else None
-            launch_rotary(
-                self.launcher, self.launch, positions, query, key, head_size, cos_sin_cache,
-                is_neox_style, outputs[0], key_out, False,
+            self.rotate(
+                positions, query, key, head_size, cos_sin_cache, is_neox_style, outputs[0],
+                key_out, False,
             )  # fmt: skip
         return outputs[0], (outputs[1] if key is not None else None)
 
@@ -541,10 +564,9 @@ class RotaryProviders:
             return self.functional(
                 positions, query, key, head_size, cos_sin_cache, is_neox_style, rotary_dim
             )
-        launch_rotary(
-            self.launcher, self.launch, positions, query, key, head_size, cos_sin_cache,
-            is_neox_style, query, key, False,
-        )  # fmt: skip
+        self.rotate(
+            positions, query, key, head_size, cos_sin_cache, is_neox_style, query, key, False
+        )
         return query, key
 
     def register(

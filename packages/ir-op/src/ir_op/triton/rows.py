@@ -18,7 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ir_op.platforms import Platform, current_platform
+from ir_op import platforms
+from ir_op.platforms import Platform
 
 FLOAT_DTYPES: frozenset[torch.dtype] = frozenset({torch.float16, torch.bfloat16, torch.float32})
 """The activation dtypes the row-wise kernels take."""
@@ -48,19 +49,24 @@ _device_check: tuple[Platform, Callable[[Tensor], bool]] | None = None
 def on_platform_device(t: Tensor) -> bool:
     """Whether ``t`` lives where the current platform's kernels read: its GPU, or the CPU while
     the platform is emulated (Triton's interpreter takes CPU tensors)."""
-    global _device_check
-    platform = current_platform()
     cached = _device_check
-    if cached is None or cached[0] is not platform:
-        device = platform.tensor_device
-        flag = _DEVICE_FLAGS.get(device)
-        if flag is None:
-            raise ValueError(
-                f"platform {platform.name!r} puts tensors on {device!r}; row-wise kernels know "
-                f"{', '.join(sorted(_DEVICE_FLAGS))}"
-            )
-        cached = _device_check = (platform, flag)
-    return bool(cached[1](t))
+    if cached is None or cached[0] is not platforms._current:  # resolved once per platform
+        cached = _resolve_device_check()
+    return cached[1](t)
+
+
+def _resolve_device_check() -> tuple[Platform, Callable[[Tensor], bool]]:
+    global _device_check
+    platform = platforms.current_platform()
+    device = platform.tensor_device
+    flag = _DEVICE_FLAGS.get(device)
+    if flag is None:
+        raise ValueError(
+            f"platform {platform.name!r} puts tensors on {device!r}; row-wise kernels know "
+            f"{', '.join(sorted(_DEVICE_FLAGS))}"
+        )
+    _device_check = (platform, flag)
+    return _device_check
 
 
 def has_row_layout(t: Tensor) -> bool:
@@ -102,7 +108,8 @@ def rows_are_disjoint(t: Tensor) -> bool:
 
 def row_stride(t: Tensor) -> int:
     """Elements between the starts of consecutive rows of a row-layout ``t``."""
-    return int(_row_step(t))
+    step = _row_step(t)
+    return step if type(step) is int else int(step)
 
 
 def num_rows(t: Tensor) -> int:
