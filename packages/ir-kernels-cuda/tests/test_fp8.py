@@ -217,3 +217,34 @@ def test_per_tensor_scale_of_one_row_or_many(device: str, shape: tuple[int, ...]
     assert scale.shape == (1,)
     torch.testing.assert_close(scale, scale_native, atol=0, rtol=0)
     assert_outputs_close(ops.dynamic_scaled_fp8_quant, (q, scale), (q_native, scale_native))
+
+
+@pytest.mark.parametrize(
+    ("row_blocks", "chunks", "tiles"),
+    [(1, 1, 1), (512, 1, 1), (2048, 1, 1), (2049, 1, 2), (8192, 1, 4), (512, 8, 2), (10**6, 1, 16)],
+)
+def test_amax_programs_stay_within_the_atomics_budget(
+    row_blocks: int, chunks: int, tiles: int
+) -> None:
+    """One tile per program while the atomics allow it (parallel reads); folded beyond."""
+    from ir_kernels_cuda import quant
+
+    assert quant.amax_tiles(row_blocks, chunks) == tiles
+    if tiles < quant.AMAX_TILES[-1]:
+        assert (row_blocks + tiles - 1) // tiles * chunks <= quant.AMAX_MAX_ATOMICS
+
+
+@pytest.mark.parametrize("atomics", [1, 3])
+def test_amax_programs_that_fold_several_tiles(
+    device: str, monkeypatch: pytest.MonkeyPatch, atomics: int
+) -> None:
+    """Few atomics allowed: each amax program folds several tiles (what large tensors do);
+    the scale is still native's, bit for bit."""
+    from ir_kernels_cuda import quant
+
+    monkeypatch.setattr(quant, "AMAX_MAX_ATOMICS", atomics)
+    x = torch.randn(67, 300, device=device).to(torch.bfloat16) * 3
+    x[60, 7] = 40.0  # the amax, in a late tile
+    (q, scale), (q_native, scale_native) = _dynamic(device, x, False)
+    torch.testing.assert_close(scale, scale_native, atol=0, rtol=0)
+    assert_outputs_close(ops.dynamic_scaled_fp8_quant, (q, scale), (q_native, scale_native))

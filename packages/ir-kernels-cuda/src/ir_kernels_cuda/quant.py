@@ -244,20 +244,32 @@ another table)."""
 ELEMENTWISE_TABLE: RowTable = NVIDIA_ROW_TABLE
 """Rows per program and warps of the elementwise tiles (:mod:`ir_kernels_cuda._tiles`)."""
 
-AMAX_PROGRAM_ELEMENTS = 32768
-"""Elements an amax program reduces (in tiles of the table's size) before its one atomic: same-
-address atomics serialize in L2, so a 16384 x 4096 tensor takes 2048 of them, not 16384."""
-AMAX_MAX_TILES = 16
+AMAX_MAX_ATOMICS = 2048
+"""Most amax programs of one launch: each ends with one atomic on the same address, and those
+serialize in L2. Below it a program reduces one tile (the most reads in flight: 256 x 4096 takes
+512 programs, not 32); above it programs fold up to ``AMAX_TILES[-1]`` tiles each."""
+AMAX_TILES = (1, 2, 4, 8, 16)
+"""Tiles an amax program may fold (one compiled kernel each, bound once per width)."""
+
+
+def amax_tiles(row_blocks: int, chunks: int) -> int:
+    """Tiles per amax program for ``row_blocks x chunks`` tiles: the fewest that keep the
+    programs (atomics) within :data:`AMAX_MAX_ATOMICS`."""
+    for tiles in AMAX_TILES:
+        if (row_blocks + tiles - 1) // tiles * chunks <= AMAX_MAX_ATOMICS:
+            return tiles
+    return AMAX_TILES[-1]
+
 
 QUANT_LAUNCHER = KernelLauncher(fp8_quant_kernel)
 ABS_MAX_LAUNCHER = KernelLauncher(abs_max_kernel)
 PER_TOKEN_ROWS_LAUNCHER = KernelLauncher(per_token_quant_rows_kernel)
 PER_TOKEN_LOOPED_LAUNCHER = KernelLauncher(per_token_quant_looped_kernel)
 
-_TensorPlan = tuple[RowTable, int, int, int, BoundLauncher, BoundLauncher]
-"""Per-tensor scales: (the table it was made with, rows per program, chunks per row, rows per
-amax program, the quantizing launch, the amax launch (bound in every plan, launched for dynamic
-scales only: binding compiles nothing))."""
+_TensorPlan = tuple[RowTable, int, int, BoundLauncher, dict[int, BoundLauncher]]
+"""Per-tensor scales: (the table it was made with, rows per program, chunks per row, the
+quantizing launch, the amax launch by tiles per program (bound in every plan, launched for
+dynamic scales only: binding compiles nothing))."""
 
 _TENSOR_PLANS: dict[tuple[int, bool, bool], _TensorPlan] = {}
 
@@ -274,9 +286,11 @@ def _tensor_plan(n_cols: int, dynamic: bool, pdl: bool) -> _TensorPlan:
     block, rows, chunks, num_warps = elementwise_tile(table, n_cols)
     options = {"num_warps": num_warps, "launch_pdl": pdl}
     quantize = QUANT_LAUNCHER.bind(n_cols, block, rows, dynamic, FP8_MAX, MIN_SCALE, pdl, **options)
-    tiles = max(1, min(AMAX_MAX_TILES, AMAX_PROGRAM_ELEMENTS // (block * rows)))
-    amax = ABS_MAX_LAUNCHER.bind(n_cols, block, rows, tiles, pdl, **options)
-    plan: _TensorPlan = (table, rows, chunks, rows * tiles, quantize, amax)
+    amax = {
+        tiles: ABS_MAX_LAUNCHER.bind(n_cols, block, rows, tiles, pdl, **options)
+        for tiles in AMAX_TILES
+    }
+    plan: _TensorPlan = (table, rows, chunks, quantize, amax)
     _TENSOR_PLANS[n_cols, dynamic, pdl] = plan
     return plan
 
@@ -319,7 +333,7 @@ def launch_static_quant(x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> 
     plan = _TENSOR_PLANS.get((n_cols, False, pdl))
     if plan is None or plan[0] is not ELEMENTWISE_TABLE:
         plan = _tensor_plan(n_cols, False, pdl)
-    _, rows, chunks, _, quantize, _ = plan
+    _, rows, chunks, quantize, _ = plan
     (quantize.traced if traced else quantize.launch)(
         ((n_rows + rows - 1) // rows, chunks), x, row_stride(x), out, scale, None, n_rows
     )
@@ -353,14 +367,18 @@ def launch_dynamic_quant(
     plan = _TENSOR_PLANS.get((n_cols, True, pdl))
     if plan is None or plan[0] is not ELEMENTWISE_TABLE:
         plan = _tensor_plan(n_cols, True, pdl)
-    _, rows, chunks, amax_rows, quantize, find_amax = plan
+    _, rows, chunks, quantize, find_amax = plan
+    row_blocks = (n_rows + rows - 1) // rows
+    # a traced row count may be symbolic: the tiles (a constexpr) then assume the most rows
+    tiles = AMAX_TILES[-1] if traced else amax_tiles(row_blocks, chunks)
     amax = torch.zeros(1, dtype=torch.int32, device=x.device)
     stride = row_stride(x)
-    (find_amax.traced if traced else find_amax.launch)(
-        ((n_rows + amax_rows - 1) // amax_rows, chunks), x, stride, amax, n_rows
+    launch_amax = find_amax[tiles]
+    (launch_amax.traced if traced else launch_amax.launch)(
+        ((row_blocks + tiles - 1) // tiles, chunks), x, stride, amax, n_rows
     )
     (quantize.traced if traced else quantize.launch)(
-        ((n_rows + rows - 1) // rows, chunks), x, stride, out, scales, amax, n_rows
+        (row_blocks, chunks), x, stride, out, scales, amax, n_rows
     )
 
 
