@@ -16,7 +16,14 @@ from ir_kernels_rocm.fp8 import fp8_formats
 from ir_op.testing.conformance import INPUT_VARIANTS, Case, ProviderConformance
 from ir_op.testing.pytest_plugin import device_under_test
 
-_FNUZ_VARIANTS = {"static_scaled_fp8_quant": ({"fp8_dtype": torch.float8_e4m3fnuz},)}
+_FNUZ = {"fp8_dtype": torch.float8_e4m3fnuz}
+_FNUZ_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "static_scaled_fp8_quant": (_FNUZ,),
+    "dynamic_scaled_fp8_quant": (_FNUZ, {**_FNUZ, "per_token": True, "scale_ub": 2.0}),
+    "rms_norm_static_fp8_quant": (_FNUZ,),
+    "fused_add_rms_norm_static_fp8_quant": (_FNUZ,),
+    "silu_and_mul_static_fp8_quant": (_FNUZ,),
+}
 
 
 def _fp8_dtype(case: Case) -> torch.dtype | None:
