@@ -135,8 +135,10 @@ def fp8_calls(fp8: torch.dtype) -> dict[str, Callable[[int, torch.dtype], object
         "rms_norm_quant": lambda h, dt: composite.rms_norm_static_fp8_quant_rocm(
             bf16(4, h).to(dt), bf16(h).to(dt), 1e-6, scale, fp8
         ),
-        "fused_add_rms_norm_quant": lambda h, dt: composite.fused_add_rms_norm_static_fp8_quant_rocm(
-            bf16(4, h).to(dt), bf16(4, h).to(dt), None, 1e-6, scale, fp8
+        "fused_add_rms_norm_quant": lambda h, dt: (
+            composite.fused_add_rms_norm_static_fp8_quant_rocm(
+                bf16(4, h).to(dt), bf16(4, h).to(dt), None, 1e-6, scale, fp8
+            )
         ),
         "silu_and_mul_quant": lambda h, dt: composite.silu_and_mul_static_fp8_quant_rocm(
             bf16(4, 2 * h).to(dt), scale, fp8

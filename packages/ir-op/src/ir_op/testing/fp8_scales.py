@@ -43,10 +43,8 @@ def rows_with_amaxes(amaxes: Tensor, cols: int, generator: torch.Generator) -> T
 
 
 def _assert_bitwise(actual: Tensor, expected: Tensor, what: str) -> None:
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype, (
-        f"{what}: {actual.dtype} {list(actual.shape)}, expected {expected.dtype} "
-        f"{list(expected.shape)}"
-    )
+    assert actual.shape == expected.shape, f"{what}: shape {list(actual.shape)}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype}"
     as_int = torch.int32 if expected.element_size() == 4 else torch.uint8
     mismatched = (actual.view(as_int) != expected.view(as_int)).sum().item()
     assert mismatched == 0, f"{what}: {mismatched} of {expected.numel()} differ in their bits"
@@ -62,17 +60,17 @@ def check_dynamic_scales_are_exact(provider: str, fp8_dtype: torch.dtype, device
     amaxes = hard_amaxes(ROWS, fp8_dtype, generator)
     x32 = rows_with_amaxes(amaxes, COLS, generator)
     ub = torch.tensor([float(amaxes.median())])
-    for x in (x32, x32.to(torch.bfloat16)):
-        x = x.to(device)
+    for values in (x32, x32.to(torch.bfloat16)):
+        x = values.to(device)
         cases = [
             ("per token", x, True, None),
             ("per token, scale_ub", x, True, ub.to(device)),
             ("per tensor", x, False, None),
             ("per tensor, one row", x[ROWS // 2 : ROWS // 2 + 1], False, None),
         ]
-        for what, rows, per_token, scale_ub in cases:
+        for name, rows, per_token, scale_ub in cases:
             args = (rows, per_token, scale_ub, fp8_dtype)
-            what = f"{provider} {what} ({x.dtype}, {fp8_dtype})"
+            what = f"{provider} {name} ({x.dtype}, {fp8_dtype})"
             assert impl.supports_args(*args), f"{what}: supports_args rejects the inputs"
             q, scales = impl.functional_fn(*args)
             expected_q, expected_scales = ops.dynamic_scaled_fp8_quant.native_fn(*args)

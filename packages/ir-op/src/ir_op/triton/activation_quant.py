@@ -19,10 +19,11 @@ store's, which each backend compiles to its GPU's instruction; tiles, warps, lau
 the cache hint of the (only) read come from the kernel set's
 :class:`~ir_op.triton.configs.RowLaunch`.
 
-Arguments the kernel takes (:func:`~ir_op.triton.supports.silu_and_mul_static_fp8_quant_supports_args`):
-fp16, bf16 or fp32 ``x`` of even width on the platform's device in row layout; a one-element
-float32 scale on ``x``'s device; an ``fp8_dtype`` the kernel set's GPU converts to. The output is
-a new contiguous ``[..., D]``.
+Arguments the kernel takes
+(:func:`~ir_op.triton.supports.silu_and_mul_static_fp8_quant_supports_args`): fp16, bf16 or
+fp32 ``x`` of even width on the platform's device in row layout; a one-element float32 scale on
+``x``'s device; an ``fp8_dtype`` the kernel set's GPU converts to. The output is a new
+contiguous ``[..., D]``.
 """
 
 from __future__ import annotations
