@@ -10,13 +10,22 @@ from __future__ import annotations
 import inspect
 from typing import Any, ClassVar
 
+import pytest
 import torch
 
 from ir_kernels_rocm.fp8 import fp8_formats
 from ir_op.testing.conformance import INPUT_VARIANTS, Case, ProviderConformance
-from ir_op.testing.pytest_plugin import device_under_test
+from ir_op.testing.fp8_scales import check_dynamic_scales_are_exact
+from ir_op.testing.pytest_plugin import DeviceUnderTest, device_under_test
 
-_FNUZ_VARIANTS = {"static_scaled_fp8_quant": ({"fp8_dtype": torch.float8_e4m3fnuz},)}
+_FNUZ = {"fp8_dtype": torch.float8_e4m3fnuz}
+_FNUZ_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "static_scaled_fp8_quant": (_FNUZ,),
+    "dynamic_scaled_fp8_quant": (_FNUZ, {**_FNUZ, "per_token": True, "scale_ub": 2.0}),
+    "rms_norm_static_fp8_quant": (_FNUZ,),
+    "fused_add_rms_norm_static_fp8_quant": (_FNUZ,),
+    "silu_and_mul_static_fp8_quant": (_FNUZ,),
+}
 
 
 def _fp8_dtype(case: Case) -> torch.dtype | None:
@@ -45,3 +54,14 @@ class TestRocmConformance(ProviderConformance):
             return True
         probe = torch.empty(0, device=device_under_test().tensor_device)
         return fp8_dtype in fp8_formats(probe)
+
+
+@pytest.mark.parametrize("fp8_dtype", [torch.float8_e4m3fnuz, torch.float8_e4m3fn])
+def test_dynamic_scales_are_exact(fp8_dtype: torch.dtype, ir_device: DeviceUnderTest) -> None:
+    """Scales are ``amax / fp8_max`` rounded once, as native's (not the 2-ulp tolerance)."""
+    if ir_device.name != "rocm":
+        pytest.skip(f"the rocm provider runs on the rocm platform, not {ir_device.name}")
+    device = ir_device.tensor_device
+    if fp8_dtype not in fp8_formats(torch.empty(0, device=device)):
+        pytest.skip(f"this GPU's kernels do not write {fp8_dtype}")
+    check_dynamic_scales_are_exact("rocm", fp8_dtype, device)

@@ -40,7 +40,7 @@ from triton.compiler import ASTSource  # noqa: E402
 from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
-from ir_kernels_rocm import activation, norm, quant, rotary  # noqa: E402
+from ir_kernels_rocm import activation, composite, norm, quant, rotary  # noqa: E402
 from ir_op.triton import BoundLauncher, KernelLauncher, interpreting  # noqa: E402
 
 ARCHS = ("gfx942", "gfx950")
@@ -51,6 +51,9 @@ LAUNCHERS: dict[Any, tuple[str, ...]] = {
     activation: ("GATED_LAUNCHER", "SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
     rotary.ROTARY: ("launcher",),
     quant: ("QUANT_LAUNCHER",),
+    quant.DYNAMIC_QUANT: ("abs_max_launcher", "quant_launcher", "rows_launcher", "looped_launcher"),
+    composite.NORM_QUANT: ("rows_launcher", "looped_launcher"),
+    composite.SILU_AND_MUL_QUANT: ("launcher",),
 }
 VGPRS_PER_LANE = 512
 """CDNA3/CDNA4: a SIMD's vector registers per lane, shared by the waves it holds."""
@@ -113,6 +116,49 @@ def quantize_call(fp8_dtype: torch.dtype) -> Callable[[int, torch.dtype], object
         return quant.static_scaled_fp8_quant_rocm(x, torch.tensor([0.1]), fp8_dtype)
 
     return call
+
+
+def fp8_calls(fp8: torch.dtype) -> dict[str, Callable[[int, torch.dtype], object]]:
+    """The launches that write ``fp8`` (the target's own format), by call name."""
+    scale = torch.tensor([0.1])
+    return {
+        "quant": quantize_call(fp8),
+        "dynamic_quant_per_tensor": lambda h, dt: quant.dynamic_scaled_fp8_quant_rocm(
+            bf16(4, h).to(dt), False, None, fp8
+        ),
+        "dynamic_quant_per_token": lambda h, dt: quant.dynamic_scaled_fp8_quant_rocm(
+            bf16(4, h).to(dt), True, None, fp8
+        ),
+        "dynamic_quant_per_token_scale_ub": lambda h, dt: quant.dynamic_scaled_fp8_quant_rocm(
+            bf16(4, h).to(dt), True, torch.tensor([2.0]), fp8
+        ),
+        "rms_norm_quant": lambda h, dt: composite.rms_norm_static_fp8_quant_rocm(
+            bf16(4, h).to(dt), bf16(h).to(dt), 1e-6, scale, fp8
+        ),
+        "fused_add_rms_norm_quant": lambda h, dt: (
+            composite.fused_add_rms_norm_static_fp8_quant_rocm(
+                bf16(4, h).to(dt), bf16(4, h).to(dt), None, 1e-6, scale, fp8
+            )
+        ),
+        "silu_and_mul_quant": lambda h, dt: composite.silu_and_mul_static_fp8_quant_rocm(
+            bf16(4, 2 * h).to(dt), scale, fp8
+        ),
+    }
+
+
+SCALAR_LOADS = {
+    "static_fp8_quant_kernel": 1,  # the scale
+    "quant_from_amax_kernel": 1,  # the amax
+    "rms_norm_quant_rows_kernel": 1,  # the scale
+    "rms_norm_quant_looped_kernel": 1,
+    "silu_and_mul_quant_kernel": 1,
+}
+"""One-element loads each kernel makes besides its rows (the rotary kernel's position is a
+scalar load, not a vector one); the per-token kernels load ``scale_ub`` when given."""
+
+
+def scalar_loads(c: Compiled) -> int:
+    return SCALAR_LOADS.get(c.kernel, 0) + (c.call == "dynamic_quant_per_token_scale_ub")
 
 
 # -- the compiling side (this file as a script, one target per process) -------------------------
@@ -209,7 +255,7 @@ def compile_everything(arch: str) -> list[Compiled]:
             recorders.append(recorder)
     calls = {
         **CALLS,
-        "quant": quantize_call(NATIVE_FP8[arch]),
+        **fp8_calls(NATIVE_FP8[arch]),
         "quant_other_format": quantize_call(OTHER_FP8[arch]),
     }
     target = GPUTarget("hip", arch, 64)
@@ -268,7 +314,7 @@ def compiled(
 
 def test_every_call_compiles(compiled: tuple[str, list[Compiled]]) -> None:
     _, found = compiled
-    expected = {*CALLS, "quant", "quant_other_format"}
+    expected = {*CALLS, *fp8_calls(NATIVE_FP8["gfx942"]), "quant_other_format"}
     for width, dtype in CASES:
         calls = {c.call for c in found if c.width == width and c.dtype == dtype}
         assert calls == expected, (width, dtype, expected - calls)
@@ -283,25 +329,25 @@ def test_no_spills_and_enough_waves(compiled: tuple[str, list[Compiled]]) -> Non
 
 
 def test_aligned_rows_move_in_vectors(compiled: tuple[str, list[Compiled]]) -> None:
-    """16-bit rows of 4096 and more columns load in 16-byte vectors only (the quantization
-    kernel also loads its one-element scale; the rotary kernel's position is a scalar load)."""
+    """16-bit rows of 4096 and more columns load in 16-byte vectors only, besides each kernel's
+    one-element loads (:data:`SCALAR_LOADS`)."""
     _, found = compiled
     aligned = [c for c in found if c.width >= 4096 and c.dtype != "fp32"]
     assert aligned
     for c in aligned:
-        scalars = 1 if c.call.startswith("quant") else 0
-        assert c.wide_loads > 0 and c.narrow_loads == scalars, c
+        assert c.wide_loads > 0 and c.narrow_loads == scalar_loads(c), c
 
 
 def test_fp8_conversion_is_the_hardware_instruction(
     compiled: tuple[str, list[Compiled]],
 ) -> None:
     """gfx942 converts to e4m3fnuz and gfx950 to e4m3fn with one instruction per pair of
-    values, on every row width."""
+    values, on every row width, in every kernel that writes fp8 (the amax pass writes none)."""
     arch, found = compiled
     instruction = {"gfx942": "v_cvt_pk_fp8_f32", "gfx950": "v_cvt_scalef32_pk_fp8_f32"}[arch]
-    native = [c for c in found if c.call == "quant"]
-    assert native
+    writers = set(fp8_calls(NATIVE_FP8[arch]))
+    native = [c for c in found if c.call in writers and c.kernel != "abs_max_kernel"]
+    assert {c.call for c in native} == writers
     for c in native:
         assert c.fp8_conversions == [instruction], c
 

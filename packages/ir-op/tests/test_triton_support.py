@@ -17,6 +17,7 @@ from ir_op.testing import forced_platform
 from ir_op.triton import (
     NVIDIA_ROW_TABLE,
     RowConfig,
+    RowLaunch,
     RowTable,
     define_kernel_op,
     interpreting,
@@ -275,3 +276,31 @@ def test_compiled_kernel_op_is_a_triton_op(monkeypatch: pytest.MonkeyPatch) -> N
     assert "ir_op_test_kops::double_triton" in OPDEFS
     x = torch.randn(3)
     torch.testing.assert_close(op(x), x * 2)
+
+
+def test_row_launch_defaults_to_num_warps_and_no_hint() -> None:
+    table = RowTable(8192, 4096, 8, 2048, 64, 16, ((256, 1), (8192, 16)))
+    launch = RowLaunch(table)
+    config = table.config(4096)
+    assert launch.options(config) == {"num_warps": config.num_warps}
+    assert launch.stream == ""
+
+
+def test_row_launch_takes_backend_options_and_a_streaming_hint() -> None:
+    table = RowTable(8192, 4096, 8, 2048, 64, 16, ((256, 1), (8192, 16)))
+
+    def options(config: RowConfig) -> dict[str, object]:
+        return {"num_warps": config.num_warps, "threads_per_warp": 16}
+
+    launch = RowLaunch(table, options=options, stream=".cg")
+    config = table.config(100)
+    assert launch.options(config) == {"num_warps": config.num_warps, "threads_per_warp": 16}
+    assert launch.stream == ".cg"
+
+
+def test_row_launch_rejects_bad_choices() -> None:
+    table = RowTable(8192, 4096, 8, 2048, 64, 16, ((256, 1), (8192, 16)))
+    with pytest.raises(ValueError, match=r"RowLaunch.stream must be one of .*'\.cs'"):
+        RowLaunch(table, stream=".cs")
+    with pytest.raises(TypeError, match="RowLaunch.options must be callable"):
+        RowLaunch(table, options={"num_warps": 4})  # type: ignore[arg-type]

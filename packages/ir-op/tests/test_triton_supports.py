@@ -158,3 +158,53 @@ def test_fp8_store_target_rounds_like_torch_when_interpreting(
     expected = values.to(fp8_dtype)
     assert torch.equal(out.view(torch.uint8), expected.view(torch.uint8))
     assert out[0, :3].tolist() == [1.0, 1.25, 2.0]
+
+
+def _e4m3fn_only(x: torch.Tensor) -> frozenset[torch.dtype]:
+    return frozenset({torch.float8_e4m3fn})
+
+
+def test_dynamic_fp8_quant_supports_args() -> None:
+    check = supports.dynamic_fp8_quant_supports_args(_e4m3fn_only)
+    x, ub = t(4, 64), torch.tensor([2.0])
+    assert check(x) is True, "the op's defaults"
+    assert check(x, True, ub, torch.float8_e4m3fn) is True
+    assert check(t(4, 80)[:, :64], False, None, torch.float8_e4m3fn) is True, "padded rows"
+    assert check(t(64), True) is True, "1-D: one row"
+    assert check(x, True, None, torch.float8_e4m3fnuz) is False, "a format the kernels lack"
+    assert check(x, True, ub.double()) is False, "scale_ub dtype"
+    assert check(x, True, torch.ones(2)) is False, "scale_ub size"
+    assert check(x, 1) is False, "per_token must be a bool"  # type: ignore[arg-type]
+    assert check(x.t()) is False, "transposed"
+    assert check(x.double()) is False, "fp64"
+    assert check(torch.tensor(1.0)) is False, "0-D"
+
+
+def test_fused_norm_quant_supports_args() -> None:
+    norm = supports.rms_norm_static_fp8_quant_supports_args(_e4m3fn_only)
+    residual = supports.fused_add_rms_norm_static_fp8_quant_supports_args(_e4m3fn_only)
+    x, w, scale = t(4, 64), t(64), torch.tensor([0.5])
+    assert norm(x, w, 1e-6, scale) is True
+    assert norm(x, None, 1e-6, scale, torch.float8_e4m3fn) is True
+    assert norm(x, w, 1e-6, scale, torch.float8_e4m3fnuz) is False
+    assert norm(x, t(64, dtype=torch.float32), 1e-6, scale) is False, "weight dtype"
+    assert norm(x, w, 1e-6, torch.ones(2)) is False, "scale size"
+    assert norm(x.t(), t(4), 1e-6, scale) is False, "transposed"
+    assert residual(x, t(4, 64), w, 1e-6, scale) is True
+    assert residual(x, x, w, 1e-6, scale) is True, "outputs are new: inputs may be one buffer"
+    assert residual(x, t(4, 80)[:, :64], w, 1e-6, scale) is True, "padded residual"
+    assert residual(x, t(4, 64, dtype=torch.float16), w, 1e-6, scale) is False, "residual dtype"
+    assert residual(x, t(4, 32), w, 1e-6, scale) is False, "residual shape"
+    assert residual(x, t(64, 4).t(), w, 1e-6, scale) is False, "residual transposed"
+    assert residual(x, t(4, 64), w, 1e-6, scale, torch.float8_e4m3fnuz) is False
+
+
+def test_silu_and_mul_quant_supports_args() -> None:
+    check = supports.silu_and_mul_static_fp8_quant_supports_args(_e4m3fn_only)
+    scale = torch.tensor([0.5])
+    assert check(t(4, 64), scale) is True
+    assert check(t(4, 80)[:, :64], scale, torch.float8_e4m3fn) is True
+    assert check(t(4, 63), scale) is False, "odd width"
+    assert check(t(4, 64), scale, torch.float8_e4m3fnuz) is False
+    assert check(t(4, 64), scale.double()) is False
+    assert check(t(64, 4).t(), scale) is False

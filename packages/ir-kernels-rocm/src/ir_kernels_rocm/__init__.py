@@ -22,7 +22,13 @@ except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
 if KERNEL_SET.triton_missing_reason() is None:
-    from ir_kernels_rocm import activation, norm, quant, rotary  # noqa: F401  (importing registers)
+    from ir_kernels_rocm import (  # noqa: F401  (importing registers)
+        activation,
+        composite,
+        norm,
+        quant,
+        rotary,
+    )
     from ir_kernels_rocm.aiter_provider import register as _register_aiter
 
     _register_aiter()

@@ -21,6 +21,10 @@ KERNEL_SET = TritonKernelSet(
         "gelu_and_mul_sparse",
         "rotary_embedding",
         "static_scaled_fp8_quant",
+        "dynamic_scaled_fp8_quant",
+        "rms_norm_static_fp8_quant",
+        "fused_add_rms_norm_static_fp8_quant",
+        "silu_and_mul_static_fp8_quant",
     ),
     triton_hint=(
         "ROCm builds of torch bring it as pytorch-triton-rocm; install torch from the ROCm index"

@@ -29,7 +29,7 @@ ir-kernels-cuda shows how; the same script with this table is the next step on M
 
 from __future__ import annotations
 
-from ir_op.triton import RowTable
+from ir_op.triton import RowLaunch, RowTable
 
 CDNA_ROW_TABLE = RowTable(
     max_block=16384,
@@ -41,3 +41,8 @@ CDNA_ROW_TABLE = RowTable(
     warps=((512, 1), (2048, 2), (4096, 4), (8192, 8), (16384, 16)),
 )
 """Row-kernel choices for AMD Instinct CDNA3/CDNA4 GPUs (see the module docstring)."""
+
+CDNA_ROW_LAUNCH = RowLaunch(CDNA_ROW_TABLE, stream=".cg")
+"""How the shared row-wise kernels of ``ir_op.triton`` (dynamic quantization, fused norm and
+activation quantization) launch on CDNA: :data:`CDNA_ROW_TABLE`, ``num_warps`` only, and
+streaming (``nt``) loads for the last read of the activations, as this package's own kernels."""

@@ -1,4 +1,6 @@
-"""The ``rocm`` provider of ``static_scaled_fp8_quant``: a Triton kernel for AMD Instinct GPUs.
+"""The ``rocm`` providers of ``static_scaled_fp8_quant`` (a Triton kernel for AMD Instinct GPUs)
+and ``dynamic_scaled_fp8_quant`` (the shared kernels of :mod:`ir_op.triton.quant`, launched with
+:data:`~ir_kernels_rocm.configs.CDNA_ROW_LAUNCH`).
 
 Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32 (the AMD
 backend lowers Triton's float32 division to the correctly rounded sequence, as torch computes
@@ -14,6 +16,11 @@ float32 and torch rounds it (:mod:`ir_op.triton.fp8` says why).
 Element-wise over ``[ROWS, BLOCK]`` tiles of the rows of ``x`` (any row stride), the tiles and
 wavefronts of :data:`~ir_kernels_rocm.configs.CDNA_ROW_TABLE`; ``x`` is read once and streams
 (``cache_modifier=".cg"``).
+
+Dynamic quantization (per tensor, per token, ``scale_ub``) has the same semantics, formats and
+launch choices; its scales are ``amax / fp8_max`` rounded once (``div_rn``), as native's. Its
+body is shared with the other Triton kernel sets because nothing in it is vendor-specific but
+the tiles, the wavefronts and the streaming hint, which :data:`CDNA_ROW_LAUNCH` gives.
 """
 
 import torch
@@ -22,12 +29,13 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
-from ir_kernels_rocm.configs import CDNA_ROW_TABLE
+from ir_kernels_rocm.configs import CDNA_ROW_LAUNCH, CDNA_ROW_TABLE
 from ir_kernels_rocm.fp8 import fp8_formats
 from ir_op import ops
 from ir_op.ops._fp8 import fp8_max
 from ir_op.triton import KernelLauncher, RowTable, define_kernel_op, tracing
 from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
+from ir_op.triton.quant import DynamicFp8QuantProviders
 from ir_op.triton.rows import row_stride
 from ir_op.triton.supports import static_fp8_quant_supports_args
 
@@ -135,3 +143,7 @@ ops.static_scaled_fp8_quant.register_impl(
     unsupported_reason=unsupported_reason,
     supports_args=static_fp8_quant_supports_args(fp8_formats),
 )(static_scaled_fp8_quant_rocm)
+
+DYNAMIC_QUANT = DynamicFp8QuantProviders("ir_rocm", CDNA_ROW_LAUNCH, fp8_formats)
+dynamic_scaled_fp8_quant_rocm = DYNAMIC_QUANT.provider
+DYNAMIC_QUANT.register(PROVIDER, supported, unsupported_reason)

@@ -17,7 +17,13 @@ except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
 if KERNEL_SET.triton_missing_reason() is None:
-    from ir_kernels_xpu import activation, norm, quant, rotary  # noqa: F401  (importing registers)
+    from ir_kernels_xpu import (  # noqa: F401  (importing registers)
+        activation,
+        composite,
+        norm,
+        quant,
+        rotary,
+    )
 else:
     KERNEL_SET.register_unsupported()
 

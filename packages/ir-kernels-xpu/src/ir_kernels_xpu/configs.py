@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ir_op.triton import RowConfig, RowTable
+from ir_op.triton import RowConfig, RowLaunch, RowTable
 
 SUB_GROUP_SIZE = 16
 LARGE_GRF_TILE = 4096
@@ -83,3 +83,10 @@ def launch_options(config: RowConfig) -> dict[str, Any]:
     if names is not None:
         options = {k: v for k, v in options.items() if k == "num_warps" or k in names}
     return options
+
+
+XE_ROW_LAUNCH = RowLaunch(XE_ROW_TABLE, options=launch_options)
+"""How the shared row-wise kernels of ``ir_op.triton`` (dynamic quantization, fused norm and
+activation quantization) launch on Xe: :data:`XE_ROW_TABLE` with :func:`launch_options`
+(16-lane sub-groups, the large register file for wide tiles) and no cache hint, as this
+package's own kernels."""

@@ -1,4 +1,6 @@
-"""The ``xpu`` provider of ``static_scaled_fp8_quant``: a Triton kernel for Intel GPUs.
+"""The ``xpu`` providers of ``static_scaled_fp8_quant`` (a Triton kernel for Intel GPUs) and
+``dynamic_scaled_fp8_quant`` (the shared kernels of :mod:`ir_op.triton.quant`, launched with
+:data:`~ir_kernels_xpu.configs.XE_ROW_LAUNCH`).
 
 Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32, divided
 with ``tl.math.div_rn`` (correctly rounded, as torch divides: Intel's backend may otherwise
@@ -13,6 +15,11 @@ kernel stores float32 and torch rounds it (:mod:`ir_op.triton.fp8` says why).
 
 Element-wise over ``[ROWS, BLOCK]`` tiles of the rows of ``x`` (any row stride), with the
 sub-groups and tiles of :data:`~ir_kernels_xpu.configs.XE_ROW_TABLE`.
+
+Dynamic quantization (per tensor, per token, ``scale_ub``) has the same semantics and format;
+its scales are ``amax / fp8_max`` rounded once (``div_rn``), as native's. Its body is shared with
+the other Triton kernel sets because nothing in it is vendor-specific but the tiles and the
+launch options (sub-group size, register-file mode), which :data:`XE_ROW_LAUNCH` gives.
 """
 
 import torch
@@ -21,11 +28,12 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_kernels_xpu._support import PROVIDER, supported, unsupported_reason
-from ir_kernels_xpu.configs import XE_ROW_TABLE, launch_options
+from ir_kernels_xpu.configs import XE_ROW_LAUNCH, XE_ROW_TABLE, launch_options
 from ir_op import ops
 from ir_op.ops._fp8 import fp8_max
 from ir_op.triton import KernelLauncher, RowTable, define_kernel_op, tracing
 from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
+from ir_op.triton.quant import DynamicFp8QuantProviders
 from ir_op.triton.rows import row_stride
 from ir_op.triton.supports import static_fp8_quant_supports_args
 
@@ -140,3 +148,7 @@ ops.static_scaled_fp8_quant.register_impl(
     unsupported_reason=unsupported_reason,
     supports_args=static_fp8_quant_supports_args(fp8_formats),
 )(static_scaled_fp8_quant_xpu)
+
+DYNAMIC_QUANT = DynamicFp8QuantProviders("ir_xpu", XE_ROW_LAUNCH, fp8_formats)
+dynamic_scaled_fp8_quant_xpu = DYNAMIC_QUANT.provider
+DYNAMIC_QUANT.register(PROVIDER, supported, unsupported_reason)

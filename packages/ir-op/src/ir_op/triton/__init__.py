@@ -10,7 +10,12 @@ what every one of them needs lives here, once:
   :meth:`KernelLauncher.bind` gives a :class:`BoundLauncher`, the same with the constexprs and
   launch options fixed, cheaper per call.
 - :class:`RowTable` and :func:`row_config`: block, rows-per-program and warp choices for
-  row-wise kernels (norms, gated activations), with the table tuned for NVIDIA H100-class GPUs.
+  row-wise kernels (norms, gated activations), with the table tuned for NVIDIA H100-class GPUs;
+  :class:`RowLaunch`: a kernel set's table, launch options and streaming cache hint, which the
+  vendor-neutral kernel bodies take (:mod:`ir_op.triton.quant`: dynamic fp8 quantization;
+  :mod:`ir_op.triton.norm_quant` and :mod:`ir_op.triton.activation_quant`: RMS norm and SiLU
+  fused with static fp8 quantization; :mod:`ir_op.triton.rotary`, with its own
+  ``RotaryLaunch``).
 - :func:`interpreting` and :func:`triton_unsupported_reason`: the interpreter switch
   (``TRITON_INTERPRET=1``, how CI runs GPU kernels on CPU tensors) and the support check that
   a kernel set's ``supported`` callable builds on.
@@ -34,7 +39,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess by
         "(Triton publishes Linux wheels)"
     ) from _error
 
-from ir_op.triton.configs import NVIDIA_ROW_TABLE, RowConfig, RowTable, row_config
+from ir_op.triton.configs import NVIDIA_ROW_TABLE, RowConfig, RowLaunch, RowTable, row_config
 from ir_op.triton.kernel_ops import define_kernel_op, tracing
 from ir_op.triton.launcher import (
     BoundLauncher,
@@ -52,6 +57,7 @@ __all__ = [
     "KernelLauncher",
     "LaunchRuntime",
     "RowConfig",
+    "RowLaunch",
     "RowTable",
     "define_kernel_op",
     "fast_launch",

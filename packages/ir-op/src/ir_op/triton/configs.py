@@ -22,7 +22,9 @@ their own table.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def _power_of_two_at_least(n: int) -> int:
@@ -161,3 +163,40 @@ def row_config(
 ) -> RowConfig:
     """:meth:`RowTable.config` of ``table`` (default: the NVIDIA table)."""
     return table.config(n_cols, n_rows)
+
+
+def _num_warps_only(config: RowConfig) -> Mapping[str, Any]:
+    return {"num_warps": config.num_warps}
+
+
+@dataclass(frozen=True)
+class RowLaunch:
+    """How a kernel set launches the shared row-wise kernels on its hardware.
+
+    Kernel bodies that are the same for every vendor (:mod:`ir_op.triton.quant`,
+    :mod:`ir_op.triton.norm_quant`, :mod:`ir_op.triton.activation_quant`) take their tiles from
+    :attr:`table`, their launch options from :attr:`options` and the cache hint of their
+    read-once loads from :attr:`stream`: what differs between GPUs is there, not in the bodies.
+    """
+
+    table: RowTable
+    """Blocks, rows per program and warps (wavefronts, sub-groups) for the kernel set's GPUs."""
+    options: Callable[[RowConfig], Mapping[str, Any]] = _num_warps_only
+    """The launch options other than the grid for a launch of ``config`` (default: only
+    ``num_warps``); for backends with options of their own (Intel's sub-group size and
+    register-file mode)."""
+    stream: str = ""
+    """``cache_modifier`` of loads that read data for the last time (``""``: none; AMD: ``".cg"``,
+    a streaming ``nt`` load on CDNA3/CDNA4)."""
+
+    def __post_init__(self) -> None:
+        if self.stream not in STREAM_CACHE_MODIFIERS:
+            raise ValueError(
+                f"RowLaunch.stream must be one of {STREAM_CACHE_MODIFIERS}, got {self.stream!r}"
+            )
+        if not callable(self.options):
+            raise TypeError(f"RowLaunch.options must be callable, got {self.options!r}")
+
+
+STREAM_CACHE_MODIFIERS = ("", ".cg")
+"""Triton load cache modifiers a :class:`RowLaunch` may name for read-once data."""

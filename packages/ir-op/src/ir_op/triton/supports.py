@@ -135,3 +135,103 @@ def static_fp8_quant_supports_args(
         )
 
     return static_scaled_fp8_quant_supports_args
+
+
+def _takes_fp8_dtype(fp8_dtype: object, formats: Fp8Formats, x: Tensor) -> bool:
+    return isinstance(fp8_dtype, torch.dtype) and fp8_dtype in formats(x)
+
+
+def dynamic_fp8_quant_supports_args(
+    formats: Fp8Formats,
+) -> Callable[[Tensor, bool, Tensor | None, torch.dtype], bool]:
+    """The ``supports_args`` of a ``dynamic_scaled_fp8_quant`` provider that writes ``formats``.
+
+    It takes ``x`` as :func:`takes_rows` (any shape with at least one dimension), a bool
+    ``per_token``, a ``scale_ub`` that is ``None`` or a one-element float32 tensor on ``x``'s
+    device, and an ``fp8_dtype`` in ``formats(x)``.
+    """
+
+    def dynamic_scaled_fp8_quant_supports_args(
+        x: Tensor,
+        per_token: bool = False,
+        scale_ub: Tensor | None = None,
+        fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+    ) -> bool:
+        return (
+            isinstance(per_token, bool)
+            and takes_rows(x)
+            and (scale_ub is None or is_static_scale(scale_ub, x))
+            and _takes_fp8_dtype(fp8_dtype, formats, x)
+        )
+
+    return dynamic_scaled_fp8_quant_supports_args
+
+
+def rms_norm_static_fp8_quant_supports_args(
+    formats: Fp8Formats,
+) -> Callable[[Tensor, Tensor | None, float, Tensor, torch.dtype], bool]:
+    """The ``supports_args`` of a fused ``rms_norm_static_fp8_quant`` provider that writes
+    ``formats``: ``x`` and ``weight`` as :func:`rms_norm_supports_args`, a one-element float32
+    ``scale`` on ``x``'s device and an ``fp8_dtype`` in ``formats(x)``."""
+
+    def rms_norm_static_fp8_quant_supports_args(
+        x: Tensor,
+        weight: Tensor | None,
+        epsilon: float,
+        scale: Tensor,
+        fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+    ) -> bool:
+        return (
+            takes_rows(x)
+            and _weight_ok(weight, x)
+            and is_static_scale(scale, x)
+            and _takes_fp8_dtype(fp8_dtype, formats, x)
+        )
+
+    return rms_norm_static_fp8_quant_supports_args
+
+
+def fused_add_rms_norm_static_fp8_quant_supports_args(
+    formats: Fp8Formats,
+) -> Callable[[Tensor, Tensor, Tensor | None, float, Tensor, torch.dtype], bool]:
+    """As :func:`rms_norm_static_fp8_quant_supports_args`, and a residual of ``x``'s shape,
+    dtype and device in row layout (the outputs are new tensors: rows may overlap)."""
+    takes_norm = rms_norm_static_fp8_quant_supports_args(formats)
+
+    def fused_add_rms_norm_static_fp8_quant_supports_args(
+        x: Tensor,
+        x_residual: Tensor,
+        weight: Tensor | None,
+        epsilon: float,
+        scale: Tensor,
+        fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+    ) -> bool:
+        return (
+            takes_norm(x, weight, epsilon, scale, fp8_dtype)
+            and x_residual.dtype == x.dtype
+            and x_residual.get_device() == x.get_device()
+            and bool(x_residual.shape == x.shape)
+            and has_row_layout(x_residual)
+        )
+
+    return fused_add_rms_norm_static_fp8_quant_supports_args
+
+
+def silu_and_mul_static_fp8_quant_supports_args(
+    formats: Fp8Formats,
+) -> Callable[[Tensor, Tensor, torch.dtype], bool]:
+    """The ``supports_args`` of a fused ``silu_and_mul_static_fp8_quant`` provider that writes
+    ``formats``: ``x`` as :func:`silu_and_mul_supports_args`, a one-element float32 ``scale`` on
+    ``x``'s device and an ``fp8_dtype`` in ``formats(x)``."""
+
+    def silu_and_mul_static_fp8_quant_supports_args(
+        x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+    ) -> bool:
+        return (
+            takes_rows(x)
+            and _even_width(x)
+            and is_static_scale(scale, x)
+            and _takes_fp8_dtype(fp8_dtype, formats, x)
+        )
+
+    return silu_and_mul_static_fp8_quant_supports_args

@@ -1,0 +1,164 @@
+"""``silu_and_mul_static_fp8_quant`` in Triton: SwiGLU's gate fused with the static fp8
+quantization of its output, in one pass; shared by the Triton kernel sets.
+
+Semantics are those of the composition in ``ir_op.ops.composite``: for ``x = [gate | up]``
+(each ``D`` wide), ``silu(g) = g / (1 + exp(-g))`` and the product are float32, rounded to
+``x``'s dtype (what ``silu_and_mul`` returns); that value is divided by the scale in float32
+(``div_rn``, as torch divides), saturated to ``±fp8_max`` with NaN kept
+(:func:`~ir_op.triton.quant.saturate`) and converted once by the store into the fp8 output
+(:mod:`ir_op.triton.fp8`). Infinities follow the formula: a ``-inf`` gate gives NaN
+(``-inf * 0``), as torch's SiLU does.
+
+``silu_and_mul_quant_kernel`` is elementwise over the output: a ``[ROWS, BLOCK]`` tile of
+outputs, reading the matching gate and up elements once (short rows packed several per
+program, wide ones cut into ``BLOCK``-wide chunks along the grid's second axis). The unfused pair
+writes the product in ``x``'s dtype and reads it back: 8 bytes per bf16 output element against 5.
+
+Why one body for every vendor: the arithmetic is the composition's and the fp8 conversion is the
+store's, which each backend compiles to its GPU's instruction; tiles, warps, launch options and
+the cache hint of the (only) read come from the kernel set's
+:class:`~ir_op.triton.configs.RowLaunch`.
+
+Arguments the kernel takes
+(:func:`~ir_op.triton.supports.silu_and_mul_static_fp8_quant_supports_args`): fp16, bf16 or
+fp32 ``x`` of even width on the platform's device in row layout; a one-element float32 scale on
+``x``'s device; an ``fp8_dtype`` the kernel set's GPU converts to. The output is a new
+contiguous ``[..., D]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ir_op import ops
+from ir_op.triton.configs import RowConfig, RowLaunch
+from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
+from ir_op.triton.kernel_ops import define_kernel_op, tracing
+from ir_op.triton.launcher import BoundLauncher, KernelLauncher
+from ir_op.triton.quant import elementwise_grid, fp8_limits, saturate
+from ir_op.triton.rows import row_stride
+from ir_op.triton.supports import Fp8Formats, silu_and_mul_static_fp8_quant_supports_args
+
+# -- Triton kernel --------------------------------------------------------------------------------
+
+
+@triton.jit(  # type: ignore[untyped-decorator]
+    do_not_specialize=["n_rows"]
+)
+def silu_and_mul_quant_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    x_row_stride,
+    scale_ptr,
+    out_ptr,
+    n_rows,
+    D: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
+    FP8_MAX: tl.constexpr,
+    STREAM: tl.constexpr,
+):
+    """``quant(silu(gate) * up)`` for this program's ``[ROWS, BLOCK]`` tile of the output."""
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    mask = (rows < n_rows)[:, None] & (cols < D)[None, :]
+    rows = rows.to(tl.int64)[:, None]  # row * stride can pass 2**31 elements
+    gate_ptrs = x_ptr + rows * x_row_stride + cols[None, :]
+    gate = tl.load(gate_ptrs, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
+    up = tl.load(gate_ptrs + D, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
+    activated = (gate / (1.0 + tl.exp(-gate)) * up).to(x_ptr.dtype.element_ty)
+    q = saturate(tl.math.div_rn(activated.to(tl.float32), tl.load(scale_ptr)), FP8_MAX)
+    tl.store(out_ptr + rows * D + cols[None, :], q.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+# -- operator and provider ------------------------------------------------------------------------
+
+_Plan = tuple[RowConfig, BoundLauncher]
+
+
+class SiluAndMulQuantProviders:
+    """A kernel set's fused ``silu_and_mul_static_fp8_quant`` operator and provider.
+
+    It defines ``torch.ops.<namespace>.silu_and_mul_static_fp8_quant``, which the provider calls
+    while :func:`~ir_op.triton.tracing`; :meth:`register` registers the provider. ``formats`` are
+    the fp8 formats the kernel set's GPUs convert to.
+    """
+
+    def __init__(self, namespace: str, launch: RowLaunch, formats: Fp8Formats) -> None:
+        self.launch = launch
+        self.formats = formats
+        self.launcher = KernelLauncher(silu_and_mul_quant_kernel)
+        self.plans: dict[tuple[int, torch.dtype], _Plan] = {}
+        activate = self.activate
+
+        def traced_op(
+            x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+        ) -> Tensor:
+            out = _new_output(x, fp8_dtype)
+            activate(x, scale, out, True)
+            return out
+
+        self.op = define_kernel_op(
+            f"{namespace}::silu_and_mul_static_fp8_quant",
+            traced_op,
+            fake=ops.silu_and_mul_static_fp8_quant.native_fn,
+        )
+
+    def _plan(self, d: int, fp8_dtype: torch.dtype) -> _Plan:
+        config = self.launch.table.config(d)
+        limit, _ = fp8_limits(fp8_dtype)
+        bound = self.launcher.bind(
+            d, config.block, config.rows, limit, self.launch.stream, **self.launch.options(config)
+        )
+        plan = self.plans[d, fp8_dtype] = (config, bound)
+        return plan
+
+    def activate(self, x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> None:
+        """Write the fp8 ``silu_and_mul(x)`` into ``out`` (new, contiguous, ``[..., D]``).
+        ``traced`` launches the way ``torch.compile`` traces (inside an operator)."""
+        d = int(out.shape[-1]) if traced else out.shape[-1]
+        n_rows = out.numel() // d if d else 0
+        if n_rows == 0:
+            return
+        plan = self.plans.get((d, out.dtype))
+        if plan is None:
+            plan = self._plan(d, out.dtype)
+        config, bound = plan
+        target = fp8_store_target(out)
+        (bound.traced if traced else bound.launch)(
+            elementwise_grid(config, n_rows, d), x, row_stride(x), scale, target, n_rows
+        )
+        fp8_store_finish(out, target)
+
+    def provider(
+        self, x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+    ) -> Tensor:
+        """The fused provider of ``silu_and_mul_static_fp8_quant``."""
+        if tracing():
+            traced: Tensor = self.op(x, scale, fp8_dtype)
+            return traced
+        out = _new_output(x, fp8_dtype)
+        self.activate(x, scale, out, False)
+        return out
+
+    def register(
+        self,
+        provider: str,
+        supported: Callable[[], bool],
+        unsupported_reason: Callable[[], str | None],
+    ) -> None:
+        """Register :meth:`provider` as ``silu_and_mul_static_fp8_quant``'s ``provider``."""
+        ops.silu_and_mul_static_fp8_quant.register_impl(
+            provider,
+            supported=supported,
+            unsupported_reason=unsupported_reason,
+            supports_args=silu_and_mul_static_fp8_quant_supports_args(self.formats),
+        )(self.provider)
+
+
+def _new_output(x: Tensor, fp8_dtype: torch.dtype) -> Tensor:
+    return torch.empty((*x.shape[:-1], x.shape[-1] // 2), dtype=fp8_dtype, device=x.device)
