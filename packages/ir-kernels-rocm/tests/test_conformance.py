@@ -65,3 +65,19 @@ def test_dynamic_scales_are_exact(fp8_dtype: torch.dtype, ir_device: DeviceUnder
     if fp8_dtype not in fp8_formats(torch.empty(0, device=device)):
         pytest.skip(f"this GPU's kernels do not write {fp8_dtype}")
     check_dynamic_scales_are_exact("rocm", fp8_dtype, device)
+
+
+@pytest.mark.parametrize("fp8_dtype", [torch.float8_e4m3fnuz, torch.float8_e4m3fn])
+def test_amax_programs_that_fold_several_tiles(
+    fp8_dtype: torch.dtype, ir_device: DeviceUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one atomic allowed, each amax program folds several tiles (what large tensors
+    do); scales and values stay native's, bit for bit."""
+    from ir_op.triton import quant
+
+    if ir_device.name != "rocm":
+        pytest.skip(f"the rocm provider runs on the rocm platform, not {ir_device.name}")
+    if fp8_dtype not in fp8_formats(torch.empty(0, device=ir_device.tensor_device)):
+        pytest.skip(f"this GPU's kernels do not write {fp8_dtype}")
+    monkeypatch.setattr(quant, "AMAX_MAX_ATOMICS", 1)
+    check_dynamic_scales_are_exact("rocm", fp8_dtype, ir_device.tensor_device)

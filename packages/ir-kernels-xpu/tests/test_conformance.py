@@ -22,3 +22,16 @@ def test_dynamic_scales_are_exact(ir_device: DeviceUnderTest) -> None:
     if ir_device.name != "xpu":
         pytest.skip(f"the xpu provider runs on the xpu platform, not {ir_device.name}")
     check_dynamic_scales_are_exact("xpu", torch.float8_e4m3fn, ir_device.tensor_device)
+
+
+def test_amax_programs_that_fold_several_tiles(
+    ir_device: DeviceUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one atomic allowed, each amax program folds several tiles (what large tensors
+    do); scales and values stay native's, bit for bit."""
+    from ir_op.triton import quant
+
+    if ir_device.name != "xpu":
+        pytest.skip(f"the xpu provider runs on the xpu platform, not {ir_device.name}")
+    monkeypatch.setattr(quant, "AMAX_MAX_ATOMICS", 1)
+    check_dynamic_scales_are_exact("xpu", torch.float8_e4m3fn, ir_device.tensor_device)

@@ -53,6 +53,7 @@ from ir_op.triton import (
     define_kernel_op,
     tracing,
 )
+from ir_op.triton.quant import AMAX_TILES, amax_tiles
 from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
 from ir_op.triton.supports import is_static_scale
 
@@ -243,23 +244,6 @@ ROW_TABLE: RowTable = NVIDIA_ROW_TABLE
 another table)."""
 ELEMENTWISE_TABLE: RowTable = NVIDIA_ROW_TABLE
 """Rows per program and warps of the elementwise tiles (:mod:`ir_kernels_cuda._tiles`)."""
-
-AMAX_MAX_ATOMICS = 2048
-"""Most amax programs of one launch: each ends with one atomic on the same address, and those
-serialize in L2. Below it a program reduces one tile (the most reads in flight: 256 x 4096 takes
-512 programs, not 32); above it programs fold up to ``AMAX_TILES[-1]`` tiles each."""
-AMAX_TILES = (1, 2, 4, 8, 16)
-"""Tiles an amax program may fold (one compiled kernel each, bound once per width)."""
-
-
-def amax_tiles(row_blocks: int, chunks: int) -> int:
-    """Tiles per amax program for ``row_blocks x chunks`` tiles: the fewest that keep the
-    programs (atomics) within :data:`AMAX_MAX_ATOMICS`."""
-    for tiles in AMAX_TILES:
-        if (row_blocks + tiles - 1) // tiles * chunks <= AMAX_MAX_ATOMICS:
-            return tiles
-    return AMAX_TILES[-1]
-
 
 QUANT_LAUNCHER = KernelLauncher(fp8_quant_kernel)
 ABS_MAX_LAUNCHER = KernelLauncher(abs_max_kernel)
