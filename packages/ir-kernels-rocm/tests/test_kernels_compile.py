@@ -47,8 +47,8 @@ ARCHS = ("gfx942", "gfx950")
 NATIVE_FP8 = {"gfx942": torch.float8_e4m3fnuz, "gfx950": torch.float8_e4m3fn}
 OTHER_FP8 = {"gfx942": torch.float8_e4m3fn, "gfx950": torch.float8_e4m3fnuz}
 LAUNCHERS: dict[Any, tuple[str, ...]] = {
-    norm: ("ROWS_LAUNCHER", "FUSED_ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
-    activation: ("GATED_LAUNCHER", "SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
+    norm.NORM: ("rows_launcher", "fused_rows_launcher", "looped_launcher"),
+    activation.ACTIVATION: ("gated_launcher", "sparse_rows_launcher", "sparse_looped_launcher"),
     rotary.ROTARY: ("launcher",),
     quant: ("QUANT_LAUNCHER",),
     quant.DYNAMIC_QUANT: ("abs_max_launcher", "quant_launcher", "rows_launcher", "looped_launcher"),

@@ -3,6 +3,7 @@ formats it takes, its looped kernels, and how it traces (operators for torch.com
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -208,8 +209,10 @@ def test_looped_and_column_chunked_kernels_match_native(
 ) -> None:
     """With a tiny table every kernel takes its looped or column-chunked path on small rows."""
     _skip_unless_xpu(ir_device)
-    for module in (norm, activation, quant):
-        monkeypatch.setattr(module, "ROW_TABLE", TINY_TABLE)
+    monkeypatch.setattr(quant, "ROW_TABLE", TINY_TABLE)
+    for shared_providers in (norm.NORM, activation.ACTIVATION):
+        tiny_launch = dataclasses.replace(shared_providers.launch, table=TINY_TABLE)
+        monkeypatch.setattr(shared_providers, "launch", tiny_launch)
     for op, provider, args in _calls(ir_device.tensor_device, width):
         expected = op.native_fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
         assert_outputs_close(op, provider(*args), expected)
@@ -231,11 +234,11 @@ def test_one_buffer_for_x_and_residual_computes_out_of_place(ir_device: DeviceUn
 # -- tracing and torch.compile ------------------------------------------------------------------
 
 LAUNCHERS = (
-    norm.ROWS_LAUNCHER,
-    norm.FUSED_ROWS_LAUNCHER,
-    norm.LOOPED_LAUNCHER,
-    activation.GATED_LAUNCHER,
-    activation.SPARSE_ROWS_LAUNCHER,
+    norm.NORM.rows_launcher,
+    norm.NORM.fused_rows_launcher,
+    norm.NORM.looped_launcher,
+    activation.ACTIVATION.gated_launcher,
+    activation.ACTIVATION.sparse_rows_launcher,
     quant.QUANT_LAUNCHER,
 )
 

@@ -43,6 +43,7 @@ CDNA_ROW_TABLE = RowTable(
 """Row-kernel choices for AMD Instinct CDNA3/CDNA4 GPUs (see the module docstring)."""
 
 CDNA_ROW_LAUNCH = RowLaunch(CDNA_ROW_TABLE, stream=".cg")
-"""How the shared row-wise kernels of ``ir_op.triton`` (dynamic quantization, fused norm and
-activation quantization) launch on CDNA: :data:`CDNA_ROW_TABLE`, ``num_warps`` only, and
-streaming (``nt``) loads for the last read of the activations, as this package's own kernels."""
+"""How the shared row-wise kernels of ``ir_op.triton`` (RMS norms, gated activations, dynamic
+quantization, fused norm and activation quantization) launch on CDNA: :data:`CDNA_ROW_TABLE`,
+``num_warps`` only, and streaming (``nt``) loads for the last read of the activations, as this
+package's static quantization kernel."""

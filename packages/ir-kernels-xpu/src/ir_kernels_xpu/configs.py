@@ -86,7 +86,7 @@ def launch_options(config: RowConfig) -> dict[str, Any]:
 
 
 XE_ROW_LAUNCH = RowLaunch(XE_ROW_TABLE, options=launch_options)
-"""How the shared row-wise kernels of ``ir_op.triton`` (dynamic quantization, fused norm and
-activation quantization) launch on Xe: :data:`XE_ROW_TABLE` with :func:`launch_options`
-(16-lane sub-groups, the large register file for wide tiles) and no cache hint, as this
-package's own kernels."""
+"""How the shared row-wise kernels of ``ir_op.triton`` (RMS norms, gated activations, dynamic
+quantization, fused norm and activation quantization) launch on Xe: :data:`XE_ROW_TABLE` with
+:func:`launch_options` (16-lane sub-groups, the large register file for wide tiles) and no cache
+hint, as this package's static quantization kernel."""

@@ -12,7 +12,9 @@ what every one of them needs lives here, once:
 - :class:`RowTable` and :func:`row_config`: block, rows-per-program and warp choices for
   row-wise kernels (norms, gated activations), with the table tuned for NVIDIA H100-class GPUs;
   :class:`RowLaunch`: a kernel set's table, launch options and streaming cache hint, which the
-  vendor-neutral kernel bodies take (:mod:`ir_op.triton.quant`: dynamic fp8 quantization;
+  vendor-neutral kernel bodies take (:mod:`ir_op.triton.norm` and
+  :mod:`ir_op.triton.activation`: RMS norms and gated activations, for the kernel sets that do
+  not tune their own; :mod:`ir_op.triton.quant`: dynamic fp8 quantization;
   :mod:`ir_op.triton.norm_quant` and :mod:`ir_op.triton.activation_quant`: RMS norm and SiLU
   fused with static fp8 quantization; :mod:`ir_op.triton.rotary`, with its own
   ``RotaryLaunch``).

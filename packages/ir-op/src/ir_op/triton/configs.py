@@ -173,8 +173,9 @@ def _num_warps_only(config: RowConfig) -> Mapping[str, Any]:
 class RowLaunch:
     """How a kernel set launches the shared row-wise kernels on its hardware.
 
-    Kernel bodies that are the same for every vendor (:mod:`ir_op.triton.quant`,
-    :mod:`ir_op.triton.norm_quant`, :mod:`ir_op.triton.activation_quant`) take their tiles from
+    Kernel bodies that are the same for every vendor (:mod:`ir_op.triton.norm`,
+    :mod:`ir_op.triton.activation`, :mod:`ir_op.triton.quant`, :mod:`ir_op.triton.norm_quant`,
+    :mod:`ir_op.triton.activation_quant`) take their tiles from
     :attr:`table`, their launch options from :attr:`options` and the cache hint of their
     read-once loads from :attr:`stream`: what differs between GPUs is there, not in the bodies.
     """

@@ -1,0 +1,497 @@
+"""``rms_norm`` and ``fused_add_rms_norm`` in Triton, shared by the Triton kernel sets that do not
+tune the bodies themselves (ir-kernels-rocm, ir-kernels-xpu).
+
+Semantics are those of ``ir_op.ops.rms_norm`` / ``fused_add_rms_norm``: the (residual) sum and
+the mean of squares (over the first ``variance_size`` columns, all by default) are float32; the
+normalized row is rounded to the output dtype, then multiplied by the weight (in float32, on the
+rounded value: the same result as a product in the weight's dtype, which equals the
+activation's) and rounded again; ``residual_out`` is the sum rounded to its dtype.
+
+Two shapes of kernel, chosen by the kernel set's :class:`~ir_op.triton.configs.RowTable`:
+
+- ``rms_norm_rows_kernel`` / ``fused_add_rms_norm_rows_kernel`` (one body, ``rms_norm_rows``): a
+  ``[ROWS, BLOCK]`` tile held in registers, rows up to the table's ``max_block`` wide (short
+  rows packed several per program);
+- ``rms_norm_looped_kernel``: one program per wider row, in ``BLOCK``-wide chunks: a first pass
+  for the statistic (default caching, so that the second finds the row in cache), a second that
+  re-reads the inputs (the last read: the launch's streaming hint), normalizes and writes.
+
+Why one body for every vendor: the arithmetic is the op's, float32 statistics and the op's two
+roundings, and each row is contiguous, read in whole vectors; offsets are 64-bit per row (a row
+times its stride can pass 2**31 elements). What differs by hardware is the tiles, the warps
+(wavefronts, sub-groups), the other launch options and the cache hint of the read-once loads,
+which a kernel set gives in a :class:`~ir_op.triton.configs.RowLaunch`. (ir-kernels-cuda keeps
+bodies of its own, with choices measured on H100.)
+
+Outputs may alias inputs (the in-place provider): every element is read before the program that
+owns its row writes it. Row widths (``N_COLS``) and the statistic's width (``VARIANCE_SIZE``) are
+constexprs: a model has one or two, and each runtime argument costs host time per launch; loops
+over chunks need a constexpr count anyway (loops with a runtime bound fail in Triton 3.6's
+interpreter under NumPy 2.4).
+
+Arguments the kernels take (:func:`~ir_op.triton.supports.rms_norm_supports_args`,
+:func:`~ir_op.triton.supports.fused_add_rms_norm_supports_args`): fp16, bf16 or fp32 activations
+on the platform's device in row layout (last dimension contiguous, any row stride); a weight that
+is ``None`` or a contiguous ``[hidden]`` vector of ``x``'s dtype; a residual of ``x``'s shape and
+dtype in row layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ir_op import ops
+from ir_op.triton.configs import RowLaunch
+from ir_op.triton.kernel_ops import define_kernel_op, tracing
+from ir_op.triton.launcher import KernelLauncher
+from ir_op.triton.rows import row_stride
+from ir_op.triton.supports import fused_add_rms_norm_supports_args, rms_norm_supports_args
+
+# -- Triton kernels -------------------------------------------------------------------------------
+
+
+@triton.jit  # type: ignore[untyped-decorator]
+def rms_norm_rows(  # type: ignore[no-untyped-def]
+    x_ptr,
+    x_row_stride,
+    residual_ptr,
+    residual_row_stride,
+    weight_ptr,
+    out_ptr,
+    out_row_stride,
+    residual_out_ptr,
+    residual_out_row_stride,
+    n_rows,
+    epsilon,
+    N_COLS: tl.constexpr,
+    VARIANCE_SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
+    HAS_RESIDUAL: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+    STREAM: tl.constexpr,
+):
+    """Normalize the rows of this program's ``[ROWS, BLOCK]`` tile (both row kernels)."""
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    cols = tl.arange(0, BLOCK)
+    col_mask = cols < N_COLS
+    mask = (rows < n_rows)[:, None] & col_mask[None, :]
+    rows = rows.to(tl.int64)[:, None]  # row * stride can pass 2**31 elements
+    cols_2d = cols[None, :]
+
+    x = tl.load(
+        x_ptr + rows * x_row_stride + cols_2d, mask=mask, other=0.0, cache_modifier=STREAM
+    ).to(tl.float32)
+    if HAS_RESIDUAL:
+        residual = tl.load(
+            residual_ptr + rows * residual_row_stride + cols_2d,
+            mask=mask,
+            other=0.0,
+            cache_modifier=STREAM,
+        )
+        x = x + residual.to(tl.float32)
+        tl.store(
+            residual_out_ptr + rows * residual_out_row_stride + cols_2d,
+            x.to(residual_out_ptr.dtype.element_ty),
+            mask=mask,
+        )
+    if VARIANCE_SIZE < N_COLS:
+        sample = tl.where(cols_2d < VARIANCE_SIZE, x, 0.0)
+        mean_square = tl.sum(sample * sample, axis=1) / VARIANCE_SIZE
+    else:
+        mean_square = tl.sum(x * x, axis=1) / N_COLS
+    rstd = tl.rsqrt(mean_square + epsilon)
+    out = (x * rstd[:, None]).to(out_ptr.dtype.element_ty)
+    if HAS_WEIGHT:
+        weight = tl.load(weight_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
+        out = (out.to(tl.float32) * weight[None, :]).to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + rows * out_row_stride + cols_2d, out, mask=mask)
+
+
+@triton.jit(  # type: ignore[untyped-decorator]
+    do_not_specialize=["n_rows"]
+)
+def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    x_row_stride,
+    weight_ptr,
+    out_ptr,
+    n_rows,
+    epsilon,
+    N_COLS: tl.constexpr,
+    VARIANCE_SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+    STREAM: tl.constexpr,
+):
+    """``rms_norm`` into a new contiguous ``out`` (rows ``N_COLS`` apart)."""
+    rms_norm_rows(
+        x_ptr,
+        x_row_stride,
+        None,
+        0,
+        weight_ptr,
+        out_ptr,
+        N_COLS,
+        None,
+        0,
+        n_rows,
+        epsilon,
+        N_COLS,
+        VARIANCE_SIZE,
+        BLOCK,
+        ROWS,
+        False,
+        HAS_WEIGHT,
+        STREAM,
+    )
+
+
+@triton.jit(  # type: ignore[untyped-decorator]
+    do_not_specialize=["n_rows"]
+)
+def fused_add_rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    x_row_stride,
+    residual_ptr,
+    residual_row_stride,
+    weight_ptr,
+    out_ptr,
+    out_row_stride,
+    residual_out_ptr,
+    residual_out_row_stride,
+    n_rows,
+    epsilon,
+    N_COLS: tl.constexpr,
+    VARIANCE_SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+    STREAM: tl.constexpr,
+):
+    """``fused_add_rms_norm``; the outputs may be the inputs (in place)."""
+    rms_norm_rows(
+        x_ptr,
+        x_row_stride,
+        residual_ptr,
+        residual_row_stride,
+        weight_ptr,
+        out_ptr,
+        out_row_stride,
+        residual_out_ptr,
+        residual_out_row_stride,
+        n_rows,
+        epsilon,
+        N_COLS,
+        VARIANCE_SIZE,
+        BLOCK,
+        ROWS,
+        True,
+        HAS_WEIGHT,
+        STREAM,
+    )
+
+
+@triton.jit  # type: ignore[untyped-decorator]
+def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    x_row_stride,
+    residual_ptr,
+    residual_row_stride,
+    weight_ptr,
+    out_ptr,
+    out_row_stride,
+    residual_out_ptr,
+    residual_out_row_stride,
+    epsilon,
+    N_COLS: tl.constexpr,
+    VARIANCE_SIZE: tl.constexpr,
+    BLOCK: tl.constexpr,
+    HAS_RESIDUAL: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+    STREAM: tl.constexpr,
+):
+    """One row per program, in ``BLOCK``-wide chunks; the outputs may be the inputs."""
+    row = tl.program_id(0).to(tl.int64)
+    x_row = x_ptr + row * x_row_stride
+    out_row = out_ptr + row * out_row_stride
+
+    # First pass: default caching, so the second pass finds the row in cache.
+    squares = tl.zeros([BLOCK], dtype=tl.float32)
+    for chunk in range((VARIANCE_SIZE + BLOCK - 1) // BLOCK):
+        cols = chunk * BLOCK + tl.arange(0, BLOCK)
+        mask = cols < VARIANCE_SIZE
+        x = tl.load(x_row + cols, mask=mask, other=0.0).to(tl.float32)
+        if HAS_RESIDUAL:
+            residual_row = residual_ptr + row * residual_row_stride
+            x = x + tl.load(residual_row + cols, mask=mask, other=0.0).to(tl.float32)
+        squares += x * x
+    rstd = tl.rsqrt(tl.sum(squares, axis=0) / VARIANCE_SIZE + epsilon)
+
+    # Second pass: the last read of the row, with the launch's streaming hint.
+    for chunk in range((N_COLS + BLOCK - 1) // BLOCK):
+        cols = chunk * BLOCK + tl.arange(0, BLOCK)
+        mask = cols < N_COLS
+        x = tl.load(x_row + cols, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
+        if HAS_RESIDUAL:
+            residual_row = residual_ptr + row * residual_row_stride
+            residual = tl.load(residual_row + cols, mask=mask, other=0.0, cache_modifier=STREAM)
+            x = x + residual.to(tl.float32)
+            tl.store(
+                residual_out_ptr + row * residual_out_row_stride + cols,
+                x.to(residual_out_ptr.dtype.element_ty),
+                mask=mask,
+            )
+        out = (x * rstd).to(out_ptr.dtype.element_ty)
+        if HAS_WEIGHT:
+            weight = tl.load(weight_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+            out = (out.to(tl.float32) * weight).to(out_ptr.dtype.element_ty)
+        tl.store(out_row + cols, out, mask=mask)
+
+
+# -- operators and providers ----------------------------------------------------------------------
+
+
+def _new_like(x: Tensor) -> Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _writes_its_arguments_only(
+    x: Tensor,
+    x_residual: Tensor,
+    weight: Tensor | None,
+    epsilon: float,
+    variance_size: int | None = None,
+) -> None:
+    """Fake kernel of the in-place operator: it returns nothing and allocates nothing."""
+
+
+class RmsNormProviders:
+    """A kernel set's ``rms_norm`` and ``fused_add_rms_norm`` operators and providers on this
+    module's kernels, launched with ``launch``.
+
+    It defines ``torch.ops.<namespace>.rms_norm``, ``fused_add_rms_norm`` and
+    ``fused_add_rms_norm_inplace`` (which mutates ``x`` and ``x_residual``), which the providers
+    call while :func:`~ir_op.triton.tracing`; :meth:`register` registers the providers.
+    :attr:`launch` and the launchers are read on every call, so tests may replace them.
+    """
+
+    def __init__(self, namespace: str, launch: RowLaunch) -> None:
+        self.launch = launch
+        self.rows_launcher = KernelLauncher(rms_norm_rows_kernel)
+        self.fused_rows_launcher = KernelLauncher(fused_add_rms_norm_rows_kernel)
+        self.looped_launcher = KernelLauncher(rms_norm_looped_kernel)
+        normalize = self.normalize
+
+        def traced_op(
+            x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
+        ) -> Tensor:
+            out = _new_like(x)
+            normalize(x, None, weight, out, None, epsilon, variance_size, True)
+            return out
+
+        def traced_residual_op(
+            x: Tensor,
+            x_residual: Tensor,
+            weight: Tensor | None,
+            epsilon: float,
+            variance_size: int | None = None,
+        ) -> tuple[Tensor, Tensor]:
+            out, residual_out = _new_like(x), _new_like(x)
+            normalize(x, x_residual, weight, out, residual_out, epsilon, variance_size, True)
+            return out, residual_out
+
+        def traced_inplace_op(
+            x: Tensor,
+            x_residual: Tensor,
+            weight: Tensor | None,
+            epsilon: float,
+            variance_size: int | None = None,
+        ) -> None:
+            normalize(x, x_residual, weight, x, x_residual, epsilon, variance_size, True)
+
+        self.op = define_kernel_op(f"{namespace}::rms_norm", traced_op, fake=ops.rms_norm.native_fn)
+        self.residual_op = define_kernel_op(
+            f"{namespace}::fused_add_rms_norm",
+            traced_residual_op,
+            fake=ops.fused_add_rms_norm.native_fn,
+        )
+        self.inplace_op = define_kernel_op(
+            f"{namespace}::fused_add_rms_norm_inplace",
+            traced_inplace_op,
+            mutates_args=("x", "x_residual"),
+            fake=_writes_its_arguments_only,
+        )
+
+    def normalize(
+        self,
+        x: Tensor,
+        residual: Tensor | None,
+        weight: Tensor | None,
+        out: Tensor,
+        residual_out: Tensor | None,
+        epsilon: float,
+        variance_size: int | None,
+        traced: bool,
+    ) -> None:
+        """Write ``rms_norm(x [+ residual])`` into ``out`` (and the sum into ``residual_out``).
+
+        All tensors are in row layout with ``x``'s shape. Without a residual, ``out`` is a new
+        contiguous tensor; with one, the outputs may be the inputs themselves (in place).
+        ``traced`` launches the way ``torch.compile`` traces (inside an operator); a symbolic
+        width is specialized (it is a constexpr: one graph per width).
+        """
+        if (residual is None) != (residual_out is None):
+            raise ValueError("normalize: pass both residual and residual_out, or neither")
+        n_cols = int(x.shape[-1]) if traced else x.shape[-1]
+        n_rows = x.numel() // n_cols if n_cols else 0
+        if n_rows == 0:
+            return
+        launch = self.launch
+        config = launch.table.config(n_cols)
+        options = launch.options(config)
+        stat_cols = n_cols if variance_size is None else variance_size
+        has_weight = weight is not None
+        if config.looped:
+            launcher = self.looped_launcher
+            (launcher.traced if traced else launcher.launch)(
+                (n_rows,),
+                x,
+                row_stride(x),
+                residual,
+                0 if residual is None else row_stride(residual),
+                weight,
+                out,
+                row_stride(out),
+                residual_out,
+                0 if residual_out is None else row_stride(residual_out),
+                epsilon,
+                n_cols,
+                stat_cols,
+                config.block,
+                residual is not None,
+                has_weight,
+                launch.stream,
+                **options,
+            )
+        elif residual is None or residual_out is None:
+            launcher = self.rows_launcher
+            (launcher.traced if traced else launcher.launch)(
+                config.grid(n_rows),
+                x,
+                row_stride(x),
+                weight,
+                out,
+                n_rows,
+                epsilon,
+                n_cols,
+                stat_cols,
+                config.block,
+                config.rows,
+                has_weight,
+                launch.stream,
+                **options,
+            )
+        else:
+            launcher = self.fused_rows_launcher
+            (launcher.traced if traced else launcher.launch)(
+                config.grid(n_rows),
+                x,
+                row_stride(x),
+                residual,
+                row_stride(residual),
+                weight,
+                out,
+                row_stride(out),
+                residual_out,
+                row_stride(residual_out),
+                n_rows,
+                epsilon,
+                n_cols,
+                stat_cols,
+                config.block,
+                config.rows,
+                has_weight,
+                launch.stream,
+                **options,
+            )
+
+    def rms_norm(
+        self, x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
+    ) -> Tensor:
+        """The provider of ``rms_norm``: a new contiguous output."""
+        if tracing():
+            traced: Tensor = self.op(x, weight, epsilon, variance_size)
+            return traced
+        out = _new_like(x)
+        self.normalize(x, None, weight, out, None, epsilon, variance_size, False)
+        return out
+
+    def fused_add_rms_norm(
+        self,
+        x: Tensor,
+        x_residual: Tensor,
+        weight: Tensor | None,
+        epsilon: float,
+        variance_size: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Out of place: what the functional overload runs (no copies of the inputs)."""
+        if tracing():
+            traced: tuple[Tensor, Tensor] = self.residual_op(
+                x, x_residual, weight, epsilon, variance_size
+            )
+            return traced
+        out, residual_out = _new_like(x), _new_like(x)
+        self.normalize(x, x_residual, weight, out, residual_out, epsilon, variance_size, False)
+        return out, residual_out
+
+    def fused_add_rms_norm_inplace(
+        self,
+        x: Tensor,
+        x_residual: Tensor,
+        weight: Tensor | None,
+        epsilon: float,
+        variance_size: int | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """In place (``maybe_inplace``): ``out`` into ``x``, the sum into ``x_residual``.
+
+        The same bytes as the out-of-place kernel and no new buffers. When ``x`` and
+        ``x_residual`` are one buffer, which cannot hold both results, it computes out of place
+        (``maybe_inplace`` allows that).
+        """
+        if tracing():
+            self.inplace_op(x, x_residual, weight, epsilon, variance_size)
+            return x, x_residual
+        if x.data_ptr() == x_residual.data_ptr():
+            return self.fused_add_rms_norm(x, x_residual, weight, epsilon, variance_size)
+        self.normalize(x, x_residual, weight, x, x_residual, epsilon, variance_size, False)
+        return x, x_residual
+
+    def register(
+        self,
+        provider: str,
+        supported: Callable[[], bool],
+        unsupported_reason: Callable[[], str | None],
+    ) -> None:
+        """Register both providers under the name ``provider`` (``fused_add_rms_norm`` in place,
+        with :meth:`fused_add_rms_norm` as its functional form)."""
+        ops.rms_norm.register_impl(
+            provider,
+            supported=supported,
+            unsupported_reason=unsupported_reason,
+            supports_args=rms_norm_supports_args,
+        )(self.rms_norm)
+        ops.fused_add_rms_norm.register_impl(
+            provider,
+            supported=supported,
+            unsupported_reason=unsupported_reason,
+            supports_args=fused_add_rms_norm_supports_args,
+            inplace=True,
+            functional=self.fused_add_rms_norm,
+        )(self.fused_add_rms_norm_inplace)
