@@ -50,7 +50,7 @@ LAUNCHERS: dict[Any, tuple[str, ...]] = {
     norm.NORM: ("rows_launcher", "fused_rows_launcher", "looped_launcher"),
     activation.ACTIVATION: ("gated_launcher", "sparse_rows_launcher", "sparse_looped_launcher"),
     rotary.ROTARY: ("launcher",),
-    quant: ("QUANT_LAUNCHER",),
+    quant.STATIC_QUANT: ("launcher",),  # the shared static quant kernel's launcher
     quant.DYNAMIC_QUANT: ("abs_max_launcher", "quant_launcher", "rows_launcher", "looped_launcher"),
     composite.NORM_QUANT: ("rows_launcher", "looped_launcher"),
     composite.SILU_AND_MUL_QUANT: ("launcher",),

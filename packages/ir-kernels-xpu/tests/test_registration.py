@@ -209,10 +209,10 @@ def test_looped_and_column_chunked_kernels_match_native(
 ) -> None:
     """With a tiny table every kernel takes its looped or column-chunked path on small rows."""
     _skip_unless_xpu(ir_device)
-    monkeypatch.setattr(quant, "ROW_TABLE", TINY_TABLE)
-    for shared_providers in (norm.NORM, activation.ACTIVATION):
+    for shared_providers in (norm.NORM, activation.ACTIVATION, quant.STATIC_QUANT):
         tiny_launch = dataclasses.replace(shared_providers.launch, table=TINY_TABLE)
         monkeypatch.setattr(shared_providers, "launch", tiny_launch)
+    monkeypatch.setattr(quant.STATIC_QUANT, "plans", {})  # plans made with the real table
     for op, provider, args in _calls(ir_device.tensor_device, width):
         expected = op.native_fn(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
         assert_outputs_close(op, provider(*args), expected)

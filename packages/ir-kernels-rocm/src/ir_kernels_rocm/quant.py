@@ -1,12 +1,11 @@
-"""The ``rocm`` providers of ``static_scaled_fp8_quant`` (a Triton kernel for AMD Instinct GPUs)
-and ``dynamic_scaled_fp8_quant`` (the shared kernels of :mod:`ir_op.triton.quant`, launched with
-:data:`~ir_kernels_rocm.configs.CDNA_ROW_LAUNCH`).
+"""The ``rocm`` providers of ``static_scaled_fp8_quant`` and ``dynamic_scaled_fp8_quant``: the
+shared kernels of :mod:`ir_op.triton.static_quant` and :mod:`ir_op.triton.quant`, launched with
+:data:`~ir_kernels_rocm.configs.CDNA_ROW_LAUNCH`.
 
-Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32 (the AMD
-backend lowers Triton's float32 division to the correctly rounded sequence, as torch computes
-it), clamped to ``±fp8_max`` with NaN kept (``where`` on comparisons, which NaN fails), then one
-conversion to the fp8 format, rounding to nearest even. The output is a new contiguous tensor of
-``x``'s shape.
+Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32
+(``div_rn``, correctly rounded, as torch computes it), clamped to ``±fp8_max`` with NaN kept,
+then one conversion to the fp8 format, rounding to nearest even. The output is a new contiguous
+tensor of ``x``'s shape.
 
 The fp8 formats are each generation's hardware one (:mod:`ir_kernels_rocm.fp8`): e4m3fnuz on MI300,
 e4m3fn on MI350; the kernel stores through ``out_ptr.dtype.element_ty``, which the AMD backend
@@ -18,131 +17,22 @@ wavefronts of :data:`~ir_kernels_rocm.configs.CDNA_ROW_TABLE`; ``x`` is read onc
 (``cache_modifier=".cg"``).
 
 Dynamic quantization (per tensor, per token, ``scale_ub``) has the same semantics, formats and
-launch choices; its scales are ``amax / fp8_max`` rounded once (``div_rn``), as native's. Its
-body is shared with the other Triton kernel sets because nothing in it is vendor-specific but
-the tiles, the wavefronts and the streaming hint, which :data:`CDNA_ROW_LAUNCH` gives.
+launch choices; its scales are ``amax / fp8_max`` rounded once (``div_rn``), as native's. Both
+bodies are shared with the other Triton kernel sets because nothing in them is vendor-specific
+but the tiles, the wavefronts and the streaming hint, which :data:`CDNA_ROW_LAUNCH` gives.
 """
 
-import torch
-import triton
-import triton.language as tl
-from torch import Tensor
-
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
-from ir_kernels_rocm.configs import CDNA_ROW_LAUNCH, CDNA_ROW_TABLE
+from ir_kernels_rocm.configs import CDNA_ROW_LAUNCH
 from ir_kernels_rocm.fp8 import fp8_formats
-from ir_op import ops
-from ir_op.ops._fp8 import fp8_max
-from ir_op.triton import KernelLauncher, RowTable, define_kernel_op, tracing
-from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
 from ir_op.triton.quant import DynamicFp8QuantProviders
-from ir_op.triton.rows import row_stride
-from ir_op.triton.supports import static_fp8_quant_supports_args
+from ir_op.triton.static_quant import StaticFp8QuantProviders
 
-# -- Triton kernel --------------------------------------------------------------------------------
-
-
-@triton.jit(  # type: ignore[untyped-decorator]
-    do_not_specialize=["n_rows"]
-)
-def static_fp8_quant_kernel(  # type: ignore[no-untyped-def]
-    x_ptr,
-    x_row_stride,
-    scale_ptr,
-    out_ptr,
-    n_rows,
-    N_COLS: tl.constexpr,
-    FP8_MAX: tl.constexpr,
-    BLOCK: tl.constexpr,
-    ROWS: tl.constexpr,
-):
-    """``clamp(x / scale, -FP8_MAX, FP8_MAX)`` of this program's tile, converted on store."""
-    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
-    cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = (rows < n_rows)[:, None] & (cols < N_COLS)[None, :]
-    rows = rows.to(tl.int64)[:, None]
-    x = tl.load(
-        x_ptr + rows * x_row_stride + cols[None, :], mask=mask, other=0.0, cache_modifier=".cg"
-    )
-    scaled = x.to(tl.float32) / tl.load(scale_ptr)
-    clamped = tl.where(scaled > FP8_MAX, FP8_MAX, tl.where(scaled < -FP8_MAX, -FP8_MAX, scaled))
-    tl.store(
-        out_ptr + rows * N_COLS + cols[None, :], clamped.to(out_ptr.dtype.element_ty), mask=mask
-    )
-
-
-# -- launching ------------------------------------------------------------------------------------
-
-ROW_TABLE: RowTable = CDNA_ROW_TABLE
-"""Block and wavefront choices (a module global, so tests and benchmarks can try another)."""
-
-QUANT_LAUNCHER = KernelLauncher(static_fp8_quant_kernel)
-_FP8_MAX = {dtype: fp8_max(dtype) for dtype in (torch.float8_e4m3fn, torch.float8_e4m3fnuz)}
-
-
-def launch_static_fp8_quant(x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> None:
-    """Write ``static_scaled_fp8_quant(x, scale, out.dtype)`` into the new contiguous ``out``."""
-    n_cols = x.shape[-1]
-    if traced:  # the width is a constexpr: a symbolic one is specialized (one graph per width)
-        n_cols = int(n_cols)
-    n_rows = x.numel() // n_cols if n_cols else 0
-    if n_rows == 0:
-        return
-    config = ROW_TABLE.config(n_cols)
-    target = fp8_store_target(out)
-    launcher = QUANT_LAUNCHER
-    (launcher.traced if traced else launcher.launch)(
-        (config.grid(n_rows)[0], (n_cols + config.block - 1) // config.block),
-        x,
-        row_stride(x),
-        scale,
-        target,
-        n_rows,
-        n_cols,
-        _FP8_MAX[out.dtype],
-        config.block,
-        config.rows,
-        num_warps=config.num_warps,
-    )
-    fp8_store_finish(out, target)
-
-
-def _new_output(x: Tensor, fp8_dtype: torch.dtype) -> Tensor:
-    return torch.empty_like(x, dtype=fp8_dtype, memory_format=torch.contiguous_format)
-
-
-def _static_fp8_quant_op(
-    x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
-) -> Tensor:
-    out = _new_output(x, fp8_dtype)
-    launch_static_fp8_quant(x, scale, out, traced=True)
-    return out
-
-
-STATIC_FP8_QUANT_OP = define_kernel_op(
-    "ir_rocm::static_scaled_fp8_quant",
-    _static_fp8_quant_op,
-    fake=ops.static_scaled_fp8_quant.native_fn,
-)
-
-
-def static_scaled_fp8_quant_rocm(
-    x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
-) -> Tensor:
-    if tracing():
-        traced: Tensor = STATIC_FP8_QUANT_OP(x, scale, fp8_dtype)
-        return traced
-    out = _new_output(x, fp8_dtype)
-    launch_static_fp8_quant(x, scale, out, traced=False)
-    return out
-
-
-ops.static_scaled_fp8_quant.register_impl(
-    PROVIDER,
-    supported=supported,
-    unsupported_reason=unsupported_reason,
-    supports_args=static_fp8_quant_supports_args(fp8_formats),
-)(static_scaled_fp8_quant_rocm)
+STATIC_QUANT = StaticFp8QuantProviders("ir_rocm", CDNA_ROW_LAUNCH, fp8_formats)
+QUANT_LAUNCHER = STATIC_QUANT.launcher
+STATIC_FP8_QUANT_OP = STATIC_QUANT.op
+static_scaled_fp8_quant_rocm = STATIC_QUANT.provider
+STATIC_QUANT.register(PROVIDER, supported, unsupported_reason)
 
 DYNAMIC_QUANT = DynamicFp8QuantProviders("ir_rocm", CDNA_ROW_LAUNCH, fp8_formats)
 dynamic_scaled_fp8_quant_rocm = DYNAMIC_QUANT.provider

@@ -1,0 +1,154 @@
+"""``static_scaled_fp8_quant`` in Triton, shared by the Triton kernel sets that have no body of
+their own for it (rocm, xpu).
+
+Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32, divided
+with ``div_rn`` (correctly rounded, as torch divides), saturated to ``±fp8_max`` with NaN kept,
+then converted once, to nearest even, by the store into the fp8 output (the format comes from the
+output tensor; :mod:`ir_op.triton.fp8` says how that works under Triton's interpreter). The
+output is a new contiguous tensor of ``x``'s shape.
+
+Element-wise over ``[ROWS, BLOCK]`` tiles of the rows of ``x`` (any row stride). Why one body for
+every vendor: the arithmetic is the op's and the conversion is the store's, compiled to each
+GPU's instruction; the tiles, the launch options and the read-once cache hint differ by hardware,
+and a kernel set gives them in a :class:`~ir_op.triton.configs.RowLaunch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ir_op import ops
+from ir_op.ops._fp8 import fp8_max
+from ir_op.triton.configs import RowConfig, RowLaunch
+from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
+from ir_op.triton.kernel_ops import define_kernel_op, tracing
+from ir_op.triton.launcher import BoundLauncher, KernelLauncher
+from ir_op.triton.quant import elementwise_grid, saturate
+from ir_op.triton.rows import row_stride
+from ir_op.triton.supports import Fp8Formats, static_fp8_quant_supports_args
+
+
+@triton.jit(  # type: ignore[untyped-decorator]
+    do_not_specialize=["n_rows"]
+)
+def static_fp8_quant_kernel(  # type: ignore[no-untyped-def]
+    x_ptr,
+    x_row_stride,
+    scale_ptr,
+    out_ptr,
+    n_rows,
+    N_COLS: tl.constexpr,
+    FP8_MAX: tl.constexpr,
+    BLOCK: tl.constexpr,
+    ROWS: tl.constexpr,
+    STREAM: tl.constexpr,
+):
+    """``clamp(x / scale, -FP8_MAX, FP8_MAX)`` of this program's tile, converted on store."""
+    rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
+    cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    mask = (rows < n_rows)[:, None] & (cols < N_COLS)[None, :]
+    rows = rows.to(tl.int64)[:, None]
+    x = tl.load(
+        x_ptr + rows * x_row_stride + cols[None, :], mask=mask, other=0.0, cache_modifier=STREAM
+    )
+    scaled = saturate(tl.math.div_rn(x.to(tl.float32), tl.load(scale_ptr)), FP8_MAX)
+    tl.store(
+        out_ptr + rows * N_COLS + cols[None, :], scaled.to(out_ptr.dtype.element_ty), mask=mask
+    )
+
+
+_Plan = tuple[RowConfig, BoundLauncher]
+"""(tile config, the bound launch) of one width and fp8 format."""
+
+
+class StaticFp8QuantProviders:
+    """A kernel set's ``static_scaled_fp8_quant`` operator and provider on
+    :func:`static_fp8_quant_kernel`.
+
+    It defines ``torch.ops.<namespace>.static_scaled_fp8_quant``, which the provider calls while
+    :func:`~ir_op.triton.tracing`; :meth:`register` registers the provider. Each kernel set has
+    its own launcher (its own compiled-kernel cache) and ``formats``, the fp8 formats its GPUs
+    convert to.
+    """
+
+    def __init__(self, namespace: str, launch: RowLaunch, formats: Fp8Formats) -> None:
+        self.launch = launch
+        self.formats = formats
+        self.launcher = KernelLauncher(static_fp8_quant_kernel)
+        self.plans: dict[tuple[int, torch.dtype], _Plan] = {}
+        """Bound launches by (width, fp8 format): constexprs and options fixed, made once."""
+        quantize = self.quantize
+
+        def traced_op(
+            x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+        ) -> Tensor:
+            out = _new_output(x, fp8_dtype)
+            quantize(x, scale, out, True)
+            return out
+
+        self.op = define_kernel_op(
+            f"{namespace}::static_scaled_fp8_quant",
+            traced_op,
+            fake=ops.static_scaled_fp8_quant.native_fn,
+        )
+
+    def _plan(self, n_cols: int, fp8_dtype: torch.dtype) -> _Plan:
+        config = self.launch.table.config(n_cols)
+        bound = self.launcher.bind(
+            n_cols, fp8_max(fp8_dtype), config.block, config.rows, self.launch.stream,
+            **self.launch.options(config),
+        )  # fmt: skip
+        plan = self.plans[n_cols, fp8_dtype] = (config, bound)
+        return plan
+
+    def quantize(self, x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> None:
+        """Write ``static_scaled_fp8_quant(x, scale, out.dtype)`` into the new contiguous
+        ``out``. ``traced`` launches the way ``torch.compile`` traces (inside an operator); a
+        symbolic width is specialized (it is a constexpr: one graph per width)."""
+        n_cols = int(x.shape[-1]) if traced else x.shape[-1]
+        n_rows = x.numel() // n_cols if n_cols else 0
+        if n_rows == 0:
+            return
+        plan = self.plans.get((n_cols, out.dtype))
+        if plan is None:
+            plan = self._plan(n_cols, out.dtype)
+        config, bound = plan
+        target = fp8_store_target(out)
+        (bound.traced if traced else bound.launch)(
+            elementwise_grid(config, n_rows, n_cols), x, row_stride(x), scale, target, n_rows
+        )
+        fp8_store_finish(out, target)
+
+    def provider(
+        self, x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+    ) -> Tensor:
+        """The provider: a new fp8 tensor of ``x``'s shape."""
+        if tracing():
+            traced: Tensor = self.op(x, scale, fp8_dtype)
+            return traced
+        out = _new_output(x, fp8_dtype)
+        self.quantize(x, scale, out, False)
+        return out
+
+    def register(
+        self,
+        provider: str,
+        supported: Callable[[], bool],
+        unsupported_reason: Callable[[], str | None],
+    ) -> None:
+        """Register :meth:`provider` as ``static_scaled_fp8_quant``'s provider ``provider``."""
+        ops.static_scaled_fp8_quant.register_impl(
+            provider,
+            supported=supported,
+            unsupported_reason=unsupported_reason,
+            supports_args=static_fp8_quant_supports_args(self.formats),
+        )(self.provider)
+
+
+def _new_output(x: Tensor, fp8_dtype: torch.dtype) -> Tensor:
+    return torch.empty_like(x, dtype=fp8_dtype, memory_format=torch.contiguous_format)
