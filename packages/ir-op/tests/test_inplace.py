@@ -126,3 +126,45 @@ def test_functional_version_must_have_the_native_signature(op: IrOpInplace) -> N
     with pytest.raises(ValueError, match="does not match the native schema"):
         op.register_impl("mismatch", inplace=True, functional=other_signature)
     assert "mismatch" not in op.impls
+
+
+def test_the_torch_operator_returns_new_tensors(op: IrOpInplace) -> None:
+    """PyTorch's rule for custom operators: no output may be an input (or alias one)."""
+    x, other, w = _inputs()
+    ref_out, ref_total = add_pair(x, other, w)
+    with op.set_priority(["inplace"]):
+        out, total = op.maybe_inplace.torch_op(x, other, w)
+    assert {out.data_ptr(), total.data_ptr()}.isdisjoint({x.data_ptr(), other.data_ptr()})
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(total, ref_total)
+
+
+def test_a_traced_call_leaves_the_torch_operator_in_the_graph(op: IrOpInplace) -> None:
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    x, other, w = _inputs()
+    with op.set_priority(["inplace"]):
+        graph = make_fx(op.maybe_inplace)(x, other, w)
+    targets = [node.target for node in graph.graph.nodes]
+    assert op.maybe_inplace.torch_op in targets
+    assert torch.ops.aten.add_.Tensor not in targets  # the in-place impl ran untraced
+
+
+def test_a_compiled_call_passes_torchs_aliasing_check(op: IrOpInplace) -> None:
+    """With PyTorch's aliasing check an error (as when ``CI`` is set), a compiled graph that
+    runs the operator still works."""
+    config = torch._functorch.config
+    if not hasattr(config, "error_on_custom_op_aliasing"):
+        pytest.skip("this PyTorch does not check custom operators for aliasing")
+    x, other, w = _inputs()
+    ref_out, ref_total = add_pair(x, other, w)
+
+    def model(x: Tensor, other: Tensor, w: Tensor) -> Tensor:
+        out, total = op.maybe_inplace(x * 1, other * 1, w)
+        return out + total
+
+    torch._dynamo.reset()
+    with op.set_priority(["inplace"]), config.patch(error_on_custom_op_aliasing=True):
+        got = torch.compile(model, fullgraph=True)(x, other, w)
+    torch._dynamo.reset()
+    torch.testing.assert_close(got, ref_out + ref_total)

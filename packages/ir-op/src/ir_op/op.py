@@ -22,7 +22,7 @@ from ir_op.library import define_operator, get_library, ops_namespace
 from ir_op.naming import NATIVE, RESERVED_PROVIDERS, UNFUSED, validate_name
 from ir_op.signature import OpSignature
 from ir_op.tolerances import DEFAULT_TOLERANCES, Tolerance
-from ir_op.wrap import TORCH_WRAP
+from ir_op.wrap import TORCH_WRAP, is_traced_call
 
 InputGenerator = Callable[..., tuple[Any, ...]]
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -519,6 +519,14 @@ class IrOpInplaceOverload:
     read the activation inputs again, since an in-place provider may have overwritten them (and
     a non-in-place one did not).
 
+    An eager call runs the chosen implementation directly, with the torch wrap flag on or off,
+    so an in-place provider returns the caller's tensors. The torch operator is for traced
+    calls (:func:`~ir_op.wrap.is_traced_call`): PyTorch requires a custom operator's outputs to
+    be new tensors, never its inputs (checked when a compiled graph first runs; deprecated, an
+    error when ``CI`` is set), so its kernel computes out of place, as the default overload
+    does. Under ``torch.compile``, ir-compile's lowering brings the in-place kernel back where
+    the caller donated the activations.
+
     Its torch operator returns plain Tensors: torch functionalizes a mutating custom op (for
     AOTAutograd and Inductor) only when every output is a ``Tensor``, so where the op returns
     ``None`` for an absent optional activation (a rotary embedding without a key) the operator
@@ -530,11 +538,8 @@ class IrOpInplaceOverload:
         self.name = f"{op.name}.maybe_inplace"
         self.torch_op = torch_op
 
-    def _call(self, *args: Any, **kwargs: Any) -> Any:
-        return self.op.dispatch(*args, **kwargs).impl_fn(*args, **kwargs)
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if TORCH_WRAP.enabled:
+        if TORCH_WRAP.enabled and is_traced_call((*args, *kwargs.values())):
             out = self.torch_op(*args, **kwargs)
             if self.op._optional_outputs:
                 out = self.op._restore_absent_outputs(out, args, kwargs)
@@ -596,7 +601,9 @@ class IrOpInplace(IrOp):
         self.maybe_inplace = IrOpInplaceOverload(self, torch_op)
 
     def _maybe_inplace_kernel(self, *args: Any, **kwargs: Any) -> Any:
-        return self._fill_absent_outputs(self.maybe_inplace._call(*args, **kwargs))
+        """The torch operator's kernel: out of place, so no output aliases an input (see
+        :class:`IrOpInplaceOverload`)."""
+        return self._fill_absent_outputs(self._call_default(*args, **kwargs))
 
     def _maybe_inplace_fake(self, *args: Any, **kwargs: Any) -> Any:
         return self._fill_absent_outputs(self._fake_call(*args, **kwargs))

@@ -4,12 +4,19 @@ On (the default), ``rms_norm(x, ...)`` calls ``torch.ops.ir.rms_norm.default``: 
 under ``torch.fx``, ``make_fx`` and ``torch.compile``, which ir-compile can fuse and lower. Off,
 the call dispatches in Python straight to the chosen implementation, which skips the
 dispatcher's per-call cost in eager mode and lets Dynamo inline the implementation.
+
+``maybe_inplace`` is the exception, with the flag on: PyTorch forbids a custom operator to return
+its inputs (deprecated; an error when ``CI`` is set), so its operator computes out of place and
+only traced calls (:func:`is_traced_call`) take it; an eager call runs the in-place provider
+directly.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+
+import torch
 
 
 class _TorchWrapFlag:
@@ -50,3 +57,25 @@ def enable_torch_wrap(enable: bool = True) -> Iterator[None]:
         yield
     finally:
         TORCH_WRAP.enabled = old
+
+
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def is_traced_call(values: Iterable[object]) -> bool:
+    """Whether a call with these argument values is being traced rather than run.
+
+    Traced: under Dynamo, under a dispatch mode (``make_fx``, ``FakeTensorMode``, export), or
+    with a tensor subclass (a FakeTensor, a DTensor) or a ``torch.fx`` proxy among the values.
+    Such a call must reach the torch operator to leave a node in the graph; a plain eager call
+    need not. Torch-function modes (``with torch.device(...)``) do not trace and are ignored.
+    """
+    if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack():
+        return True
+    for value in values:
+        if isinstance(value, torch.Tensor):
+            if type(value) not in _PLAIN_TENSOR_TYPES:
+                return True
+        elif isinstance(value, torch.fx.Proxy):
+            return True
+    return False
