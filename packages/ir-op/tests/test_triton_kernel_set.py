@@ -53,3 +53,34 @@ def test_register_unsupported(isolated: dict[str, IrOp], monkeypatch: pytest.Mon
     op.set_default(["rocm", "vendor_lib", "native"])
     assert op.get_priority() == ["native"]
     assert torch.equal(op(torch.ones(2)), torch.full((2,), 2.0))
+
+
+def test_unsupported_reason_without_triton(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_triton(monkeypatch)
+    assert KERNEL_SET.unsupported_reason() == "triton is not installed (get it from somewhere)"
+    assert KERNEL_SET.supported() is False
+
+
+def test_unsupported_reason_on_another_platform() -> None:
+    pytest.importorskip("triton")
+    from ir_op.testing import forced_platform
+
+    with forced_platform("cpu"):
+        assert KERNEL_SET.unsupported_reason() == "platform is cpu, not rocm"
+        assert KERNEL_SET.supported() is False
+
+
+def test_supported_on_its_platform_emulated_while_interpreting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("triton")
+    from ir_op.testing import forced_platform
+    from ir_op.triton import support
+
+    monkeypatch.setattr(support, "interpreting", lambda: True)
+    with forced_platform("rocm"):
+        assert KERNEL_SET.unsupported_reason() is None
+        assert KERNEL_SET.supported() is True
+    monkeypatch.setattr(support, "interpreting", lambda: False)
+    with forced_platform("rocm"):
+        assert "TRITON_INTERPRET=1 is not set" in str(KERNEL_SET.unsupported_reason())

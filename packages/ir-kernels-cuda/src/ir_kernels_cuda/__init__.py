@@ -9,19 +9,17 @@ shows.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ir_kernels_cuda._support import PROVIDED_OPS, triton_missing_reason
+from ir_kernels_cuda._support import KERNEL_SET, PROVIDED_OPS
 
 try:
     __version__ = version("ir-kernels-cuda")
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
-if triton_missing_reason() is None:
+if KERNEL_SET.triton_missing_reason() is None:
     # importing registers providers
     from ir_kernels_cuda import activation, glu, norm, norm_quant, quant, rotary  # noqa: F401
-else:
-    from ir_kernels_cuda._without_triton import register_unsupported
-
-    register_unsupported()
+else:  # the kernels cannot be defined: the providers say why they do nothing
+    KERNEL_SET.register_unsupported()
 
 __all__ = ["PROVIDED_OPS", "__version__"]

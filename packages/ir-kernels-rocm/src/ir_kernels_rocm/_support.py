@@ -35,16 +35,5 @@ PROVIDED_OPS = KERNEL_SET.ops
 """The ops this kernel set registers a ``rocm`` provider for (checked against the registry by a
 test)."""
 
-
-def unsupported_reason() -> str | None:
-    """Why the provider cannot run on this machine, or ``None`` when it can."""
-    missing = KERNEL_SET.triton_missing_reason()
-    if missing is not None:
-        return missing
-    from ir_op.triton import triton_unsupported_reason
-
-    return triton_unsupported_reason(KERNEL_SET.platform)
-
-
-def supported() -> bool:
-    return unsupported_reason() is None
+supported = KERNEL_SET.supported
+unsupported_reason = KERNEL_SET.unsupported_reason

@@ -3,7 +3,8 @@
 A Triton kernel set (ir-kernels-cuda, -rocm, -xpu) runs only where Triton imports, on its own
 platform (real, or emulated while Triton interprets: ``triton_unsupported_reason`` of the
 ``triton`` extra checks that part, once Triton is known to be there). Each describes itself
-once with a :class:`TritonKernelSet`::
+once with a :class:`TritonKernelSet`, whose :meth:`supported` and :meth:`unsupported_reason` its
+providers register with::
 
     KERNEL_SET = TritonKernelSet(
         platform="rocm",
@@ -14,7 +15,8 @@ once with a :class:`TritonKernelSet`::
 
 Where Triton is missing, the kernels cannot even be defined: :meth:`register_unsupported`
 registers each provider all the same, unsupported with :meth:`triton_missing_reason`, so
-``ir-op info`` says why the kernel set does nothing. Nothing here imports Triton.
+``ir-op info`` says why the kernel set does nothing. Nothing here imports Triton before it is
+known to be installed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,20 @@ class TritonKernelSet:
         if importlib.util.find_spec("triton") is None:
             return f"triton is not installed ({self.triton_hint})"
         return None
+
+    def unsupported_reason(self) -> str | None:
+        """Why the kernel set's providers cannot run on this machine, or ``None`` when they can:
+        Triton missing, another platform, or the platform emulated without the interpreter."""
+        missing = self.triton_missing_reason()
+        if missing is not None:
+            return missing
+        from ir_op.triton.support import triton_unsupported_reason
+
+        return triton_unsupported_reason(self.platform)
+
+    def supported(self) -> bool:
+        """Whether the providers can run here (the ``supported`` callable of each one)."""
+        return self.unsupported_reason() is None
 
     def register_unsupported(
         self, provider: str | None = None, ops: Iterable[str] | None = None
