@@ -3,70 +3,29 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 import torch
 
 from ir_kernels_cuda import PROVIDED_OPS
-from ir_kernels_cuda._support import PROVIDER
+from ir_kernels_cuda._support import KERNEL_SET, PROVIDER
 from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.testing import forced_platform, preserved_priorities
+from ir_op.testing.kernel_set import KernelSetRegistration
 from ir_op.testing.pytest_plugin import DeviceUnderTest
 
 
-def test_provided_ops_match_the_registry() -> None:
-    ops.rms_norm.get_priority()  # loads the kernel sets
-    registered = {name for name, op in IrOp.registry.items() if PROVIDER in op.impls}
-    assert registered == set(PROVIDED_OPS)
+class TestRegistration(KernelSetRegistration):
+    kernel_set = KERNEL_SET
 
 
-@pytest.mark.parametrize("platform", ["cpu", "rocm", "xpu"])
-def test_unsupported_elsewhere_with_the_reason(platform: str) -> None:
-    with forced_platform(platform):
-        for name in PROVIDED_OPS:
-            impl = IrOp.registry[name].impls[PROVIDER]
-            assert not impl.supported
-            assert impl.unsupported_reason == f"platform is {platform}, not cuda"
-            assert PROVIDER not in IrOp.registry[name].get_priority()
-
-
-def test_supported_on_cuda_real_or_emulated() -> None:
+def test_first_in_the_priorities_on_cuda() -> None:
     with forced_platform("cuda") as platform:
         if platform.emulated and os.environ.get("TRITON_INTERPRET") != "1":
             pytest.skip("emulation needs TRITON_INTERPRET=1 (the cuda session sets it)")
         for name in PROVIDED_OPS:
-            op = IrOp.registry[name]
-            assert op.impls[PROVIDER].supported, op.impls[PROVIDER].unsupported_reason
-            assert op.get_priority()[0] == PROVIDER
-
-
-def test_without_triton_the_providers_say_why() -> None:
-    code = (
-        "import sys; sys.modules['triton'] = None\n"
-        "import importlib.util\n"
-        "real = importlib.util.find_spec\n"
-        "importlib.util.find_spec = lambda n, *a: None if n == 'triton' else real(n, *a)\n"
-        "from ir_op import IrOp, ops\n"
-        "from ir_op.platforms import kernel_set_errors\n"
-        "ops.rms_norm.get_priority()\n"
-        "assert 'cuda' not in kernel_set_errors(), kernel_set_errors()\n"
-        f"for name in {PROVIDED_OPS!r}:\n"
-        "    impl = IrOp.registry[name].impls['cuda']\n"
-        "    print(name, impl.supported, impl.unsupported_reason)\n"
-    )
-    env = {**os.environ, "IR_OP_PLATFORM": "cuda"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == len(PROVIDED_OPS)
-    for line in lines:
-        assert line.split(" ", 2)[1:] == ["False", "triton is not installed (it ships for "
-                                          "Linux; pip install 'ir-op[triton]')"]  # fmt: skip
+            assert IrOp.registry[name].get_priority()[0] == PROVIDER, name
 
 
 # -- supports_args ------------------------------------------------------------------------------

@@ -4,19 +4,18 @@ looped kernels, and how it traces (operators for torch.compile)."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import pytest
 import torch
 
-from ir_kernels_rocm import PROVIDED_OPS, activation, fp8, norm, quant
-from ir_kernels_rocm._support import PROVIDER
+from ir_kernels_rocm import activation, fp8, norm, quant
+from ir_kernels_rocm._support import KERNEL_SET, PROVIDER
 from ir_op import IrOp, enable_torch_wrap, ops
+from ir_op.platforms.rocm import AITER_PROVIDER
 from ir_op.testing import assert_outputs_close, forced_platform, preserved_priorities, random_rows
+from ir_op.testing.kernel_set import KernelSetRegistration
 from ir_op.testing.pytest_plugin import DeviceUnderTest
 from ir_op.triton import RowTable
 from ir_op.triton import supports as shared
@@ -29,63 +28,11 @@ def _skip_unless_rocm(device: DeviceUnderTest) -> None:
         pytest.skip(ON_ROCM)
 
 
-def test_provided_ops_match_the_registry() -> None:
-    ops.rms_norm.get_priority()  # loads the kernel sets
-    registered = {name for name, op in IrOp.registry.items() if PROVIDER in op.impls}
-    assert registered == set(PROVIDED_OPS)
-
-
-@pytest.mark.parametrize("platform", ["cpu", "cuda", "xpu"])
-def test_unsupported_elsewhere_with_the_reason(platform: str) -> None:
-    with forced_platform(platform):
-        for name in PROVIDED_OPS:
-            impl = IrOp.registry[name].impls[PROVIDER]
-            assert not impl.supported
-            assert impl.unsupported_reason == f"platform is {platform}, not rocm"
-            assert PROVIDER not in IrOp.registry[name].get_priority()
-
-
-def test_supported_on_rocm_real_or_emulated() -> None:
-    with forced_platform("rocm") as platform:
-        if platform.emulated and os.environ.get("TRITON_INTERPRET") != "1":
-            pytest.skip("emulation needs TRITON_INTERPRET=1 (the rocm session sets it)")
-        for name in PROVIDED_OPS:
-            op = IrOp.registry[name]
-            assert op.impls[PROVIDER].supported, op.impls[PROVIDER].unsupported_reason
-            assert PROVIDER in op.get_priority()
-
-
-def test_without_triton_the_providers_say_why() -> None:
-    code = (
-        "import sys; sys.modules['triton'] = None\n"
-        "import importlib.util\n"
-        "real = importlib.util.find_spec\n"
-        "importlib.util.find_spec = lambda n, *a: None if n == 'triton' else real(n, *a)\n"
-        "from ir_op import IrOp, ops\n"
-        "from ir_op.platforms import kernel_set_errors\n"
-        "ops.rms_norm.get_priority()\n"
-        "assert 'rocm' not in kernel_set_errors(), kernel_set_errors()\n"
-        "for name, op in sorted(IrOp.registry.items()):\n"
-        "    for provider in ('rocm', 'aiter'):\n"
-        "        if provider in op.impls:\n"
-        "            impl = op.impls[provider]\n"
-        "            print(name, provider, impl.supported, impl.unsupported_reason)\n"
-    )
-    env = {**os.environ, "IR_OP_PLATFORM": "rocm"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    reason = (
-        "triton is not installed (ROCm builds of torch bring it as pytorch-triton-rocm; "
-        "install torch from the ROCm index)"
-    )
-    expected = {(name, "rocm") for name in PROVIDED_OPS}
-    expected |= {("rms_norm", "aiter"), ("fused_add_rms_norm", "aiter")}
-    assert {tuple(line.split(" ", 2)[:2]) for line in lines} == expected
-    for line in lines:
-        assert line.split(" ", 3)[2:] == ["False", reason]
+class TestRegistration(KernelSetRegistration):
+    kernel_set = KERNEL_SET
+    also_without_triton: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        AITER_PROVIDER: ("rms_norm", "fused_add_rms_norm")
+    }
 
 
 # -- supports_args --------------------------------------------------------------------------------

@@ -4,19 +4,17 @@ formats it takes, its looped kernels, and how it traces (operators for torch.com
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
 
-from ir_kernels_xpu import PROVIDED_OPS, activation, configs, norm, quant
-from ir_kernels_xpu._support import PROVIDER
+from ir_kernels_xpu import activation, configs, norm, quant
+from ir_kernels_xpu._support import KERNEL_SET, PROVIDER
 from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.testing import assert_outputs_close, forced_platform, preserved_priorities, random_rows
+from ir_op.testing.kernel_set import KernelSetRegistration
 from ir_op.testing.pytest_plugin import DeviceUnderTest
 from ir_op.triton import RowTable
 from ir_op.triton import supports as shared
@@ -29,61 +27,8 @@ def _skip_unless_xpu(device: DeviceUnderTest) -> None:
         pytest.skip(ON_XPU)
 
 
-def test_provided_ops_match_the_registry() -> None:
-    ops.rms_norm.get_priority()  # loads the kernel sets
-    registered = {name for name, op in IrOp.registry.items() if PROVIDER in op.impls}
-    assert registered == set(PROVIDED_OPS)
-
-
-@pytest.mark.parametrize("platform", ["cpu", "cuda", "rocm"])
-def test_unsupported_elsewhere_with_the_reason(platform: str) -> None:
-    with forced_platform(platform):
-        for name in PROVIDED_OPS:
-            impl = IrOp.registry[name].impls[PROVIDER]
-            assert not impl.supported
-            assert impl.unsupported_reason == f"platform is {platform}, not xpu"
-            assert PROVIDER not in IrOp.registry[name].get_priority()
-
-
-def test_supported_on_xpu_real_or_emulated() -> None:
-    with forced_platform("xpu") as platform:
-        if platform.emulated and os.environ.get("TRITON_INTERPRET") != "1":
-            pytest.skip("emulation needs TRITON_INTERPRET=1 (the xpu session sets it)")
-        for name in PROVIDED_OPS:
-            op = IrOp.registry[name]
-            assert op.impls[PROVIDER].supported, op.impls[PROVIDER].unsupported_reason
-            assert PROVIDER in op.get_priority()
-
-
-def test_without_triton_the_providers_say_why() -> None:
-    code = (
-        "import sys; sys.modules['triton'] = None\n"
-        "import importlib.util\n"
-        "real = importlib.util.find_spec\n"
-        "importlib.util.find_spec = lambda n, *a: None if n == 'triton' else real(n, *a)\n"
-        "from ir_op import IrOp, ops\n"
-        "from ir_op.platforms import kernel_set_errors\n"
-        "ops.rms_norm.get_priority()\n"
-        "assert 'xpu' not in kernel_set_errors(), kernel_set_errors()\n"
-        "for name, op in sorted(IrOp.registry.items()):\n"
-        "    if 'xpu' in op.impls:\n"
-        "        impl = op.impls['xpu']\n"
-        "        print(name, 'xpu', impl.supported, impl.unsupported_reason)\n"
-    )
-    env = {**os.environ, "IR_OP_PLATFORM": "xpu"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
-    )
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    reason = (
-        "triton is not installed (XPU builds of torch bring it as pytorch-triton-xpu; "
-        "install torch from the XPU index)"
-    )
-    expected = {(name, "xpu") for name in PROVIDED_OPS}
-    assert {tuple(line.split(" ", 2)[:2]) for line in lines} == expected
-    for line in lines:
-        assert line.split(" ", 3)[2:] == ["False", reason]
+class TestRegistration(KernelSetRegistration):
+    kernel_set = KERNEL_SET
 
 
 # -- supports_args --------------------------------------------------------------------------------
