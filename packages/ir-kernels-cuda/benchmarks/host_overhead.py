@@ -10,7 +10,8 @@ Measured in one run, on the same tensors (the summary):
 - the same with the fast path off, so the provider launches with Triton's own ``kernel[grid]``;
 - the bare launches without dispatch or allocation: the fast launcher, and ``kernel[grid]``;
 - ``torch.nn.functional.rms_norm`` and the op's native implementation (dispatched, wrap off);
-- for reference: ``ops.rms_norm`` with torch wrap on (through the dispatcher) and ``empty_like``.
+- for reference: ``ops.rms_norm`` with torch wrap on (through the dispatcher), the in-place
+  ``fused_add_rms_norm.maybe_inplace`` with wrap off and on, and ``empty_like``.
 
 ``--breakdown`` adds one row per stage of the fast path, each timed alone, so that one run says
 where the time goes: the dispatch (``IrOp.__call__`` and ``supports_args``), the provider
@@ -420,6 +421,16 @@ def main() -> None:
         bare_launch_rows(x, w, measure)
     with op.set_priority(["cuda"]), enable_torch_wrap(True):
         measure("ops.rms_norm -> cuda, fast launch (wrap on)", lambda: op(x, w, EPS))
+    # maybe_inplace runs eager calls directly whatever the wrap flag (its torch operator, which
+    # must not return its inputs, is for traced calls).
+    fused, residual = ops.fused_add_rms_norm, torch.randn_like(x)
+    with fused.set_priority(["cuda"]):
+        for wrap in (False, True):
+            with enable_torch_wrap(wrap):
+                measure(
+                    f"fused_add_rms_norm.maybe_inplace -> cuda, in place (wrap {wrap})",
+                    lambda: fused.maybe_inplace(x, residual, w, EPS),
+                )
     measure("torch.empty_like (allocation alone)", lambda: torch.empty_like(x))
 
     report(args, rows, emulated, fast_us, fast_path_taken, profile)

@@ -99,3 +99,40 @@ def test_results_agree_both_ways(isolated: dict[str, IrOp]) -> None:
         off = op(x, 3.0)
     torch.testing.assert_close(on, off)
     torch.testing.assert_close(on, x * 3 + 1)
+
+
+# -- is_traced_call: when maybe_inplace must take its torch operator ----------------------------
+
+
+def test_plain_eager_values_are_not_traced() -> None:
+    from ir_op.wrap import is_traced_call
+
+    x = torch.randn(2, 3)
+    assert not is_traced_call((x, torch.nn.Parameter(torch.randn(3)), 1e-6, None, "tanh"))
+    assert not is_traced_call(())
+    with torch.device("cpu"):  # a torch-function mode, which does not trace
+        assert not is_traced_call((x,))
+
+
+def test_fakes_proxies_modes_and_dynamo_are_traced() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from ir_op.wrap import is_traced_call
+
+    x = torch.randn(2, 3)
+    with FakeTensorMode() as mode:
+        fake = mode.from_tensor(x)
+        assert is_traced_call((x,)), "under a dispatch mode"
+    assert is_traced_call((x, fake)), "a FakeTensor, the mode gone"
+    graph = torch.fx.Graph()
+    assert is_traced_call((torch.fx.Proxy(graph.placeholder("x")),))
+    seen: list[bool] = []
+
+    def compiled(t: Tensor) -> Tensor:
+        seen.append(is_traced_call((t,)))
+        return t + 1
+
+    torch._dynamo.reset()
+    torch.compile(compiled, backend="eager", fullgraph=True)(x)
+    torch._dynamo.reset()
+    assert seen == [True]

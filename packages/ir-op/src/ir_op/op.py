@@ -539,7 +539,9 @@ class IrOpInplaceOverload:
         self.torch_op = torch_op
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if TORCH_WRAP.enabled and is_traced_call((*args, *kwargs.values())):
+        if TORCH_WRAP.enabled and (
+            is_traced_call(args) or (kwargs and is_traced_call(kwargs.values()))
+        ):
             out = self.torch_op(*args, **kwargs)
             if self.op._optional_outputs:
                 out = self.op._restore_absent_outputs(out, args, kwargs)

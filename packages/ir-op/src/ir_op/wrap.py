@@ -59,7 +59,7 @@ def enable_torch_wrap(enable: bool = True) -> Iterator[None]:
         TORCH_WRAP.enabled = old
 
 
-_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+_TRACED_TYPES = (torch.Tensor, torch.fx.Proxy)
 
 
 def is_traced_call(values: Iterable[object]) -> bool:
@@ -69,13 +69,14 @@ def is_traced_call(values: Iterable[object]) -> bool:
     with a tensor subclass (a FakeTensor, a DTensor) or a ``torch.fx`` proxy among the values.
     Such a call must reach the torch operator to leave a node in the graph; a plain eager call
     need not. Torch-function modes (``with torch.device(...)``) do not trace and are ignored.
+    On the eager path of every ``maybe_inplace`` call (wrap on), hence the plain loop.
     """
     if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack():
         return True
     for value in values:
-        if isinstance(value, torch.Tensor):
-            if type(value) not in _PLAIN_TENSOR_TYPES:
-                return True
-        elif isinstance(value, torch.fx.Proxy):
+        kind = type(value)
+        if kind is torch.Tensor or kind is torch.nn.Parameter:
+            continue
+        if isinstance(value, _TRACED_TYPES):
             return True
     return False
