@@ -75,12 +75,11 @@ def test_supported_on_its_platform_emulated_while_interpreting(
 ) -> None:
     pytest.importorskip("triton")
     from ir_op.testing import forced_platform
-    from ir_op.triton import support
 
-    monkeypatch.setattr(support, "interpreting", lambda: True)
+    monkeypatch.setattr(triton_kernel_set, "interpreting", lambda: True)
     with forced_platform("rocm"):
         assert KERNEL_SET.unsupported_reason() is None
         assert KERNEL_SET.supported() is True
-    monkeypatch.setattr(support, "interpreting", lambda: False)
+    monkeypatch.setattr(triton_kernel_set, "interpreting", lambda: False)
     with forced_platform("rocm"):
         assert "TRITON_INTERPRET=1 is not set" in str(KERNEL_SET.unsupported_reason())

@@ -1,10 +1,13 @@
-"""A Triton kernel set's providers where Triton is missing.
+"""Where a Triton kernel set runs, and its providers where Triton is missing.
 
 A Triton kernel set (ir-kernels-cuda, -rocm, -xpu) runs only where Triton imports, on its own
-platform (real, or emulated while Triton interprets: ``triton_unsupported_reason`` of the
-``triton`` extra checks that part, once Triton is known to be there). Each describes itself
-once with a :class:`TritonKernelSet`, whose :meth:`supported` and :meth:`unsupported_reason` its
-providers register with::
+platform: real, or emulated (forced with ``IR_OP_PLATFORM`` on a machine without its hardware)
+while Triton interprets. Triton decides when a kernel is *defined* (``@triton.jit`` runs)
+whether it compiles for the GPU or runs in its interpreter: ``TRITON_INTERPRET=1`` gives an
+interpreted function that takes CPU tensors, which is how CI runs the GPU kernel sets (the ir
+pytest plugin sets it for an emulated platform before any kernel set loads). Each kernel set
+describes itself once with a :class:`TritonKernelSet`, whose :meth:`~TritonKernelSet.supported`
+and :meth:`~TritonKernelSet.unsupported_reason` its providers register with::
 
     KERNEL_SET = TritonKernelSet(
         platform="rocm",
@@ -13,17 +16,47 @@ providers register with::
         triton_hint="ROCm builds of torch bring it as pytorch-triton-rocm; ...",
     )
 
-Where Triton is missing, the kernels cannot even be defined: :meth:`register_unsupported`
-registers each provider all the same, unsupported with :meth:`triton_missing_reason`, so
-``ir-op info`` says why the kernel set does nothing. Nothing here imports Triton before it is
-known to be installed.
+Where Triton is missing, the kernels cannot even be defined:
+:meth:`~TritonKernelSet.register_unsupported` registers each provider all the same, unsupported
+with :meth:`~TritonKernelSet.triton_missing_reason`, so ``ir-op info`` says why the kernel set
+does nothing. This module never imports Triton at import time (ir-op itself needs no Triton);
+``ir_op.triton`` re-exports :func:`interpreting` and :func:`triton_unsupported_reason`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def interpreting() -> bool:
+    """Whether Triton kernels defined now run in Triton's interpreter (``TRITON_INTERPRET``)."""
+    try:
+        from triton import knobs
+    except ImportError:  # no Triton, or one before 3.4 (its switches in the environment only)
+        return os.environ.get("TRITON_INTERPRET", "").strip().lower() in _TRUE
+    return bool(knobs.runtime.interpret)
+
+
+def triton_unsupported_reason(platform_name: str) -> str | None:
+    """Why a Triton kernel set made for ``platform_name`` cannot run here (Triton being
+    installed), or ``None``: it can on that platform with its hardware, and on that platform
+    emulated while Triton interprets (``TRITON_INTERPRET=1``, CPU tensors)."""
+    from ir_op.platforms import current_platform
+
+    platform = current_platform()
+    if platform.name != platform_name:
+        return f"platform is {platform.name}, not {platform_name}"
+    if platform.emulated and not interpreting():
+        return (
+            f"the {platform_name} platform is emulated (no {platform_name} hardware here) and "
+            "TRITON_INTERPRET=1 is not set, so Triton kernels have nowhere to run"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -50,8 +83,6 @@ class TritonKernelSet:
         missing = self.triton_missing_reason()
         if missing is not None:
             return missing
-        from ir_op.triton.support import triton_unsupported_reason
-
         return triton_unsupported_reason(self.platform)
 
     def supported(self) -> bool:

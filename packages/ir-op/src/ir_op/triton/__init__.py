@@ -19,8 +19,8 @@ what every one of them needs lives here, once:
   fused with static fp8 quantization; :mod:`ir_op.triton.rotary`, with its own
   ``RotaryLaunch``).
 - :func:`interpreting` and :func:`triton_unsupported_reason`: the interpreter switch
-  (``TRITON_INTERPRET=1``, how CI runs GPU kernels on CPU tensors) and the support check that
-  a kernel set's ``supported`` callable builds on.
+  (``TRITON_INTERPRET=1``, how CI runs GPU kernels on CPU tensors) and the support check of a
+  kernel set (both from :mod:`ir_op.platforms.triton_kernel_set`, which needs no Triton).
 - :mod:`ir_op.triton.rows`: argument checks for ``supports_args`` (tensor device, row layout).
 - :func:`define_kernel_op`: exposes a kernel-set function to ``torch.compile`` as a
   ``torch.library.triton_op`` (an opaque custom op with a fake kernel under the interpreter),
@@ -41,6 +41,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess by
         "(Triton publishes Linux wheels)"
     ) from _error
 
+from ir_op.platforms.triton_kernel_set import interpreting, triton_unsupported_reason
 from ir_op.triton.configs import NVIDIA_ROW_TABLE, RowConfig, RowLaunch, RowTable, row_config
 from ir_op.triton.kernel_ops import define_kernel_op, tracing
 from ir_op.triton.launcher import (
@@ -51,7 +52,6 @@ from ir_op.triton.launcher import (
     fast_launch_enabled,
     set_fast_launch,
 )
-from ir_op.triton.support import interpreting, triton_unsupported_reason
 
 __all__ = [
     "NVIDIA_ROW_TABLE",

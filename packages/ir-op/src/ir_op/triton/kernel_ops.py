@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ir_op.triton.support import interpreting
+from ir_op.platforms.triton_kernel_set import interpreting
 
 _is_compiling = torch.compiler.is_compiling
 _dispatch_modes = torch._C._len_torch_dispatch_stack
