@@ -28,21 +28,16 @@ contiguous ``[..., D]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
 from ir_op import ops
-from ir_op.triton.configs import RowConfig, RowLaunch
-from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
-from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import BoundLauncher, KernelLauncher
-from ir_op.triton.quant import elementwise_grid, fp8_limits, saturate
-from ir_op.triton.rows import row_stride
-from ir_op.triton.supports import Fp8Formats, silu_and_mul_static_fp8_quant_supports_args
+from ir_op.impl import SupportsArgs
+from ir_op.triton.quant import saturate
+from ir_op.triton.static_quant import Fp8ElementwiseProviders
+from ir_op.triton.supports import silu_and_mul_static_fp8_quant_supports_args
 
 # -- Triton kernel --------------------------------------------------------------------------------
 
@@ -57,9 +52,9 @@ def silu_and_mul_quant_kernel(  # type: ignore[no-untyped-def]
     out_ptr,
     n_rows,
     D: tl.constexpr,
+    FP8_MAX: tl.constexpr,
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
-    FP8_MAX: tl.constexpr,
     STREAM: tl.constexpr,
 ):
     """``quant(silu(gate) * up)`` for this program's ``[ROWS, BLOCK]`` tile of the output."""
@@ -77,88 +72,18 @@ def silu_and_mul_quant_kernel(  # type: ignore[no-untyped-def]
 
 # -- operator and provider ------------------------------------------------------------------------
 
-_Plan = tuple[RowConfig, BoundLauncher]
 
+class SiluAndMulQuantProviders(Fp8ElementwiseProviders):
+    """A kernel set's fused ``silu_and_mul_static_fp8_quant`` operator and provider on
+    :func:`silu_and_mul_quant_kernel` (the rest: :class:`Fp8ElementwiseProviders`)."""
 
-class SiluAndMulQuantProviders:
-    """A kernel set's fused ``silu_and_mul_static_fp8_quant`` operator and provider.
+    implements = ops.silu_and_mul_static_fp8_quant
+    kernel = silu_and_mul_quant_kernel
 
-    It defines ``torch.ops.<namespace>.silu_and_mul_static_fp8_quant``, which the provider calls
-    while :func:`~ir_op.triton.tracing`; :meth:`register` registers the provider. ``formats`` are
-    the fp8 formats the kernel set's GPUs convert to.
-    """
+    def supports_args(self) -> SupportsArgs:
+        return silu_and_mul_static_fp8_quant_supports_args(self.formats)
 
-    def __init__(self, namespace: str, launch: RowLaunch, formats: Fp8Formats) -> None:
-        self.launch = launch
-        self.formats = formats
-        self.launcher = KernelLauncher(silu_and_mul_quant_kernel)
-        self.plans: dict[tuple[int, torch.dtype], _Plan] = {}
-        activate = self.activate
-
-        def traced_op(
-            x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
-        ) -> Tensor:
-            out = _new_output(x, fp8_dtype)
-            activate(x, scale, out, True)
-            return out
-
-        self.op = define_kernel_op(
-            f"{namespace}::silu_and_mul_static_fp8_quant",
-            traced_op,
-            fake=ops.silu_and_mul_static_fp8_quant.native_fn,
-        )
-
-    def _plan(self, d: int, fp8_dtype: torch.dtype) -> _Plan:
-        config = self.launch.table.config(d)
-        limit, _ = fp8_limits(fp8_dtype)
-        bound = self.launcher.bind(
-            d, config.block, config.rows, limit, self.launch.stream, **self.launch.options(config)
-        )
-        plan = self.plans[d, fp8_dtype] = (config, bound)
-        return plan
-
-    def activate(self, x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> None:
-        """Write the fp8 ``silu_and_mul(x)`` into ``out`` (new, contiguous, ``[..., D]``).
-        ``traced`` launches the way ``torch.compile`` traces (inside an operator)."""
-        d = int(out.shape[-1]) if traced else out.shape[-1]
-        n_rows = out.numel() // d if d else 0
-        if n_rows == 0:
-            return
-        plan = self.plans.get((d, out.dtype))
-        if plan is None:
-            plan = self._plan(d, out.dtype)
-        config, bound = plan
-        target = fp8_store_target(out)
-        (bound.traced if traced else bound.launch)(
-            elementwise_grid(config, n_rows, d), x, row_stride(x), scale, target, n_rows
-        )
-        fp8_store_finish(out, target)
-
-    def provider(
-        self, x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
-    ) -> Tensor:
-        """The fused provider of ``silu_and_mul_static_fp8_quant``."""
-        if tracing():
-            traced: Tensor = self.op(x, scale, fp8_dtype)
-            return traced
-        out = _new_output(x, fp8_dtype)
-        self.activate(x, scale, out, False)
-        return out
-
-    def register(
-        self,
-        provider: str,
-        supported: Callable[[], bool],
-        unsupported_reason: Callable[[], str | None],
-    ) -> None:
-        """Register :meth:`provider` as ``silu_and_mul_static_fp8_quant``'s ``provider``."""
-        ops.silu_and_mul_static_fp8_quant.register_impl(
-            provider,
-            supported=supported,
-            unsupported_reason=unsupported_reason,
-            supports_args=silu_and_mul_static_fp8_quant_supports_args(self.formats),
-        )(self.provider)
-
-
-def _new_output(x: Tensor, fp8_dtype: torch.dtype) -> Tensor:
-    return torch.empty((*x.shape[:-1], x.shape[-1] // 2), dtype=fp8_dtype, device=x.device)
+    @staticmethod
+    def new_output(x: Tensor, fp8_dtype: torch.dtype) -> Tensor:
+        """``[..., D]`` for ``x = [gate | up]`` of width ``2 * D``."""
+        return torch.empty((*x.shape[:-1], x.shape[-1] // 2), dtype=fp8_dtype, device=x.device)

@@ -11,11 +11,16 @@ Element-wise over ``[ROWS, BLOCK]`` tiles of the rows of ``x`` (any row stride).
 every vendor: the arithmetic is the op's and the conversion is the store's, compiled to each
 GPU's instruction; the tiles, the launch options and the read-once cache hint differ by hardware,
 and a kernel set gives them in a :class:`~ir_op.triton.configs.RowLaunch`.
+
+:class:`Fp8ElementwiseProviders` is what every such op's provider does around its kernel (the
+bound launch per width and format, the interpreter's fp8 stand-in, the operator for
+``torch.compile``, the registration); :mod:`ir_op.triton.activation_quant` builds on it too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 import triton
@@ -23,12 +28,13 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_op import ops
-from ir_op.ops._fp8 import fp8_max
+from ir_op.impl import SupportsArgs
+from ir_op.op import IrOp
 from ir_op.triton.configs import RowConfig, RowLaunch
 from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
 from ir_op.triton.kernel_ops import define_kernel_op, tracing
 from ir_op.triton.launcher import BoundLauncher, KernelLauncher
-from ir_op.triton.quant import elementwise_grid, saturate
+from ir_op.triton.quant import elementwise_grid, fp8_limits, saturate
 from ir_op.triton.rows import row_stride
 from ir_op.triton.supports import Fp8Formats, static_fp8_quant_supports_args
 
@@ -63,76 +69,91 @@ def static_fp8_quant_kernel(  # type: ignore[no-untyped-def]
 
 
 _Plan = tuple[RowConfig, BoundLauncher]
-"""(tile config, the bound launch) of one width and fp8 format."""
+"""(tile config, the bound launch) of one output width and fp8 format."""
 
 
-class StaticFp8QuantProviders:
-    """A kernel set's ``static_scaled_fp8_quant`` operator and provider on
-    :func:`static_fp8_quant_kernel`.
+class Fp8ElementwiseProviders:
+    """A kernel set's operator and provider for an op with a static scale whose kernel writes a
+    new fp8 tensor element-wise, in ``[ROWS, BLOCK]`` tiles of its rows.
 
-    It defines ``torch.ops.<namespace>.static_scaled_fp8_quant``, which the provider calls while
-    :func:`~ir_op.triton.tracing`; :meth:`register` registers the provider. Each kernel set has
-    its own launcher (its own compiled-kernel cache) and ``formats``, the fp8 formats its GPUs
-    convert to.
+    A subclass names the op (:attr:`implements`), the kernel (:attr:`kernel`, taking
+    ``(x, x_row_stride, scale, out, n_rows, WIDTH, FP8_MAX, BLOCK, ROWS, STREAM)`` with ``WIDTH``
+    the output's width), the argument check (:meth:`supports_args`) and the output
+    (:meth:`new_output`). It defines ``torch.ops.<namespace>.<op>``, which the provider calls
+    while :func:`~ir_op.triton.tracing`; :meth:`register` registers the provider. Each kernel
+    set has its own launcher (its own compiled-kernel cache) and ``formats``, the fp8 formats its
+    GPUs convert to.
     """
+
+    implements: ClassVar[IrOp]
+    kernel: ClassVar[Any]
 
     def __init__(self, namespace: str, launch: RowLaunch, formats: Fp8Formats) -> None:
         self.launch = launch
         self.formats = formats
-        self.launcher = KernelLauncher(static_fp8_quant_kernel)
+        self.launcher = KernelLauncher(self.kernel)
         self.plans: dict[tuple[int, torch.dtype], _Plan] = {}
-        """Bound launches by (width, fp8 format): constexprs and options fixed, made once."""
-        quantize = self.quantize
+        """Bound launches by (output width, fp8 format): constexprs and options fixed, made
+        once."""
+        write, new_output = self.write, self.new_output
 
         def traced_op(
             x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
         ) -> Tensor:
-            out = _new_output(x, fp8_dtype)
-            quantize(x, scale, out, True)
+            out = new_output(x, fp8_dtype)
+            write(x, scale, out, True)
             return out
 
         self.op = define_kernel_op(
-            f"{namespace}::static_scaled_fp8_quant",
-            traced_op,
-            fake=ops.static_scaled_fp8_quant.native_fn,
+            f"{namespace}::{self.implements.name}", traced_op, fake=self.implements.native_fn
         )
 
-    def _plan(self, n_cols: int, fp8_dtype: torch.dtype) -> _Plan:
-        config = self.launch.table.config(n_cols)
+    def supports_args(self) -> SupportsArgs:
+        """The provider's ``supports_args`` for the kernel set's :attr:`formats`."""
+        raise NotImplementedError
+
+    @staticmethod
+    def new_output(x: Tensor, fp8_dtype: torch.dtype) -> Tensor:
+        """The new contiguous fp8 output for ``x``."""
+        raise NotImplementedError
+
+    def _plan(self, width: int, fp8_dtype: torch.dtype) -> _Plan:
+        config = self.launch.table.config(width)
+        limit, _ = fp8_limits(fp8_dtype)
         bound = self.launcher.bind(
-            n_cols, fp8_max(fp8_dtype), config.block, config.rows, self.launch.stream,
+            width, limit, config.block, config.rows, self.launch.stream,
             **self.launch.options(config),
         )  # fmt: skip
-        plan = self.plans[n_cols, fp8_dtype] = (config, bound)
+        plan = self.plans[width, fp8_dtype] = (config, bound)
         return plan
 
-    def quantize(self, x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> None:
-        """Write ``static_scaled_fp8_quant(x, scale, out.dtype)`` into the new contiguous
-        ``out``. ``traced`` launches the way ``torch.compile`` traces (inside an operator); a
-        symbolic width is specialized (it is a constexpr: one graph per width)."""
-        n_cols = int(x.shape[-1]) if traced else x.shape[-1]
-        n_rows = x.numel() // n_cols if n_cols else 0
+    def write(self, x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> None:
+        """Write the op's result for ``x`` into the new contiguous fp8 ``out``. ``traced``
+        launches the way ``torch.compile`` traces (inside an operator); a symbolic width is
+        specialized (it is a constexpr: one graph per width)."""
+        width = int(out.shape[-1]) if traced else out.shape[-1]
+        n_rows = out.numel() // width if width else 0
         if n_rows == 0:
             return
-        plan = self.plans.get((n_cols, out.dtype))
+        plan = self.plans.get((width, out.dtype))
         if plan is None:
-            plan = self._plan(n_cols, out.dtype)
+            plan = self._plan(width, out.dtype)
         config, bound = plan
         target = fp8_store_target(out)
         (bound.traced if traced else bound.launch)(
-            elementwise_grid(config, n_rows, n_cols), x, row_stride(x), scale, target, n_rows
+            elementwise_grid(config, n_rows, width), x, row_stride(x), scale, target, n_rows
         )
         fp8_store_finish(out, target)
 
     def provider(
         self, x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
     ) -> Tensor:
-        """The provider: a new fp8 tensor of ``x``'s shape."""
+        """The provider: a new fp8 tensor."""
         if tracing():
             traced: Tensor = self.op(x, scale, fp8_dtype)
             return traced
-        out = _new_output(x, fp8_dtype)
-        self.quantize(x, scale, out, False)
+        out = self.new_output(x, fp8_dtype)
+        self.write(x, scale, out, False)
         return out
 
     def register(
@@ -141,14 +162,26 @@ class StaticFp8QuantProviders:
         supported: Callable[[], bool],
         unsupported_reason: Callable[[], str | None],
     ) -> None:
-        """Register :meth:`provider` as ``static_scaled_fp8_quant``'s provider ``provider``."""
-        ops.static_scaled_fp8_quant.register_impl(
+        """Register :meth:`provider` as the op's provider ``provider``."""
+        self.implements.register_impl(
             provider,
             supported=supported,
             unsupported_reason=unsupported_reason,
-            supports_args=static_fp8_quant_supports_args(self.formats),
+            supports_args=self.supports_args(),
         )(self.provider)
 
 
-def _new_output(x: Tensor, fp8_dtype: torch.dtype) -> Tensor:
-    return torch.empty_like(x, dtype=fp8_dtype, memory_format=torch.contiguous_format)
+class StaticFp8QuantProviders(Fp8ElementwiseProviders):
+    """A kernel set's ``static_scaled_fp8_quant`` operator and provider on
+    :func:`static_fp8_quant_kernel`."""
+
+    implements = ops.static_scaled_fp8_quant
+    kernel = static_fp8_quant_kernel
+
+    def supports_args(self) -> SupportsArgs:
+        return static_fp8_quant_supports_args(self.formats)
+
+    @staticmethod
+    def new_output(x: Tensor, fp8_dtype: torch.dtype) -> Tensor:
+        """Of ``x``'s shape."""
+        return torch.empty_like(x, dtype=fp8_dtype, memory_format=torch.contiguous_format)
