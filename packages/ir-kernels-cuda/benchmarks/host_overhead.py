@@ -203,7 +203,7 @@ class _Recorder:
 def _bound_rows_launcher(x: torch.Tensor, w: torch.Tensor) -> BoundLauncher:
     """The bound launcher that ``ops.rms_norm(x, w, EPS)`` launches through (after one call)."""
     ops.rms_norm(x, w, EPS)
-    for key, plan in norm._PLANS.items():
+    for key, plan in norm.NORM.plans.items():
         if key[:4] == (x.shape[-1], None, True, False):
             return plan[2]
     raise RuntimeError("ops.rms_norm made no launch plan: it did not reach the cuda provider")
@@ -240,8 +240,8 @@ def breakdown_rows(
     measure("stage: tracing()", tracing)
     measure("stage: torch.empty_like(x)", lambda: torch.empty_like(x))
     measure(
-        "stage: launch_rms_norm (preparation + launcher)",
-        lambda: norm.launch_rms_norm(x, None, w, out, None, EPS, None, False),
+        "stage: normalize (preparation + launcher)",
+        lambda: norm.NORM.normalize(x, None, w, out, None, EPS, None, False),
     )
     measure(
         "stage: bound launcher (key, lookup, C launch)", lambda: bound.launch(grid, *kernel_args)
@@ -251,7 +251,7 @@ def breakdown_rows(
         lambda: bound.launch(empty_grid, *kernel_args),
     )
     full_args = bound._all_args(kernel_args)
-    launch = norm.ROWS_LAUNCHER.launch
+    launch = norm.NORM.rows_launcher.launch
     measure(
         "stage: unbound launcher (constexprs and options in the key)",
         lambda: launch(grid, *full_args, **bound.options),
@@ -259,7 +259,7 @@ def breakdown_rows(
     entry = _c_launch_entry(bound)
     if entry is not None and entry[3]:
         c_launch, function, metadata, _, cooperative, pdl = entry
-        stream = norm.ROWS_LAUNCHER._runtime.current_stream(x.get_device())  # type: ignore[union-attr]
+        stream = norm.NORM.rows_launcher._runtime.current_stream(x.get_device())  # type: ignore[union-attr]
         pointers = [a.data_ptr() if isinstance(a, torch.Tensor) else a for a in full_args]
         head = (function, cooperative, pdl, None, None, metadata, None, None, None)
         measure(
@@ -272,7 +272,7 @@ def breakdown_rows(
         )
     else:
         print("(no direct C launch entry: Triton is not 3.6, or the kernel has scratch memory)")
-    runtime = norm.ROWS_LAUNCHER._runtime
+    runtime = norm.NORM.rows_launcher._runtime
     if runtime is not None:
         device = x.get_device()
         measure("primitive: current_device()", runtime.current_device)
@@ -316,7 +316,7 @@ def bare_launch_rows(
     )
     measure(
         "bare Triton kernel[grid](...) (no dispatch, no allocation)",
-        lambda: norm.rms_norm_rows_kernel[grid](*full_args, **bound.options),
+        lambda: norm.NORM.rows_launcher.kernel[grid](*full_args, **bound.options),
     )
     measure("F.rms_norm", lambda: F.rms_norm(x, (HIDDEN,), w, EPS))
     with op.set_priority(["native"]), enable_torch_wrap(False):
@@ -385,7 +385,7 @@ def main() -> None:
     emulated = args.emulate
     device = "cpu" if emulated else "cuda"
     sync: Callable[[], None] = (lambda: None) if emulated else torch.cuda.synchronize
-    launchers = [norm.ROWS_LAUNCHER, norm.FUSED_ROWS_LAUNCHER, norm.LOOPED_LAUNCHER]
+    launchers = [norm.NORM.rows_launcher, norm.NORM.fused_rows_launcher, norm.NORM.looped_launcher]
     if emulated:
         emulate_launchers(launchers)
 
@@ -408,9 +408,9 @@ def main() -> None:
         if chosen != "cuda":
             raise SystemExit(f"ops.rms_norm dispatched to {chosen!r}, not cuda")
         op(x, w, EPS)
-        slow_before = norm.ROWS_LAUNCHER.slow_launches
+        slow_before = norm.NORM.rows_launcher.slow_launches
         fast_us = measure("ops.rms_norm -> cuda, fast launch (wrap off)", lambda: op(x, w, EPS))
-        fast_path_taken = norm.ROWS_LAUNCHER.slow_launches == slow_before
+        fast_path_taken = norm.NORM.rows_launcher.slow_launches == slow_before
         if not emulated:
             with fast_launch(False):
                 measure("ops.rms_norm -> cuda, Triton launch (wrap off)", lambda: op(x, w, EPS))

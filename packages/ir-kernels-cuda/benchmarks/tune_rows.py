@@ -2,9 +2,10 @@
 
     python packages/ir-kernels-cuda/benchmarks/tune_rows.py [--ops rms_norm,...] [--out DIR]
 
-For each op whose cuda provider launches through a module-level ``ROW_TABLE`` (the norms, the
-sparse GeGLU, per-token fp8 quantization, norm + quantization; default: ``rms_norm``,
-``fused_add_rms_norm``, ``gelu_and_mul_sparse``), each
+For each op whose cuda provider launches through a ``RowTable`` (:class:`TableSlot`: the norms'
+``RowLaunch``, or a module-level ``ROW_TABLE`` for the sparse GeGLU, per-token fp8 quantization
+and norm + quantization; default: ``rms_norm``, ``fused_add_rms_norm``,
+``gelu_and_mul_sparse``), each
 shape is timed with every candidate ``(rows per program, num_warps)`` that gives a thread 4 to 64
 elements of a tile of at most 16384, as ``bench_ops.py`` times: replays of a CUDA graph up to
 256 tokens (decode sizes), eager calls on inputs rotated through more than twice the L2 above.
@@ -22,6 +23,7 @@ time over those shapes. ``--out DIR`` also writes ``tune.json`` with every timin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import sys
@@ -82,6 +84,38 @@ def _label(config: RowConfig, pdl: bool | None) -> str:
     return f"rows={config.rows} warps={config.num_warps}{mode}"
 
 
+class TableSlot:
+    """Where an op's cuda provider reads its ``RowTable``: the ``launch`` of a shared provider
+    object (``ir_op.triton``'s ``RmsNormProviders``), or its module's ``ROW_TABLE``."""
+
+    def __init__(self, op: IrOp) -> None:
+        impl_fn = op.impls["cuda"].impl_fn
+        owner = getattr(impl_fn, "__self__", None)
+        self._owner: Any = owner if hasattr(owner, "launch") else None
+        self._module = sys.modules[impl_fn.__module__]
+        self._saved: Any = self._owner.launch if self._owner is not None else self.table
+
+    @property
+    def table(self) -> RowTable:
+        if self._owner is not None:
+            table: RowTable = self._owner.launch.table
+            return table
+        module_table: RowTable = self._module.ROW_TABLE
+        return module_table
+
+    def set(self, table: Any) -> None:
+        if self._owner is not None:
+            self._owner.launch = dataclasses.replace(self._owner.launch, table=table)
+        else:
+            self._module.ROW_TABLE = table
+
+    def restore(self) -> None:
+        if self._owner is not None:
+            self._owner.launch = self._saved
+        else:
+            self._module.ROW_TABLE = self._saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", default=DEFAULT_OPS)
@@ -110,8 +144,8 @@ def main() -> None:
     saved_pdl = pdl_switch.PDL.enabled
     for name in args.ops.split(","):
         op = IrOp.registry[name]
-        module = sys.modules[op.impls["cuda"].impl_fn.__module__]
-        table: RowTable = module.ROW_TABLE
+        slot = TableSlot(op)
+        table = slot.table
         try:
             for hidden in args.hidden:
                 if table.config(hidden).looped:
@@ -122,11 +156,11 @@ def main() -> None:
                         skipped.append(f"{name} {tokens}x{hidden}")
                         continue
                     records += _sweep_shape(
-                        bench, op, module, table, tokens, hidden, args.repeats, l2_bytes,
+                        bench, op, slot, table, tokens, hidden, args.repeats, l2_bytes,
                         pdl_reason is None, totals, table_choice,
                     )  # fmt: skip
         finally:
-            module.ROW_TABLE = table
+            slot.restore()
             pdl_switch.PDL.enabled = saved_pdl
     print("\nSuggested table entries (smallest total time over the shapes of each regime):")
     for (name, hidden, regime), by_config in sorted(totals.items()):
@@ -148,7 +182,7 @@ def main() -> None:
 def _sweep_shape(
     bench: ModuleType,
     op: IrOp,
-    module: ModuleType,
+    slot: TableSlot,
     table: RowTable,
     tokens: int,
     hidden: int,
@@ -175,7 +209,7 @@ def _sweep_shape(
     results: list[tuple[float, RowConfig, bool | None]] = []
     with op.set_priority(["cuda"]), enable_torch_wrap(False):
         for config in dict.fromkeys([current, *candidates(table, hidden)]):
-            module.ROW_TABLE = FixedChoice(config)
+            slot.set(FixedChoice(config))
             for mode in modes:
                 pdl_switch.PDL.enabled = mode if mode is not None else None
                 try:
@@ -184,7 +218,7 @@ def _sweep_shape(
                     print(f"  {op.name} {tokens}x{hidden} {_label(config, mode)}: {e!r:.120}")
                     continue
                 results.append((us, config, mode))
-    module.ROW_TABLE = table
+    slot.restore()
     pdl_switch.PDL.enabled = None
     del sets
     torch.cuda.empty_cache()

@@ -23,9 +23,9 @@ from ir_op.triton import KernelLauncher, fast_launch
 pytestmark = pytest.mark.gpu
 
 LAUNCHERS: list[KernelLauncher] = [
-    norm.ROWS_LAUNCHER,
-    norm.FUSED_ROWS_LAUNCHER,
-    norm.LOOPED_LAUNCHER,
+    norm.NORM.rows_launcher,
+    norm.NORM.fused_rows_launcher,
+    norm.NORM.looped_launcher,
     activation.SPARSE_ROWS_LAUNCHER,
     activation.SPARSE_LOOPED_LAUNCHER,
 ]
@@ -78,12 +78,12 @@ def test_the_fast_path_is_taken() -> None:
     x = torch.randn(1, 4096, device="cuda").to(torch.bfloat16)
     w = torch.randn(4096, device="cuda").to(torch.bfloat16)
     ops.rms_norm(x, w, 1e-6)  # first sight of this specialization: Triton's launch
-    before = norm.ROWS_LAUNCHER.slow_launches
+    before = norm.NORM.rows_launcher.slow_launches
     for _ in range(20):
         ops.rms_norm(x, w, 1e-6)
-    assert norm.ROWS_LAUNCHER.slow_launches == before
-    assert norm.ROWS_LAUNCHER.cached_keys >= 1
-    assert norm.ROWS_LAUNCHER.fast_path_off_reason is None
+    assert norm.NORM.rows_launcher.slow_launches == before
+    assert norm.NORM.rows_launcher.cached_keys >= 1
+    assert norm.NORM.rows_launcher.fast_path_off_reason is None
 
 
 @pytest.mark.parametrize("padded", [False, True])

@@ -10,6 +10,7 @@ cpu sessions, GPU machines); Triton's language cannot compile while it interpret
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +30,7 @@ from ir_op.triton import BoundLauncher, KernelLauncher, RowConfig, interpreting 
 H100 = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(H100)
 LAUNCHERS: dict[Any, tuple[str, ...]] = {
-    norm: ("ROWS_LAUNCHER", "FUSED_ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
+    norm.NORM: ("rows_launcher", "fused_rows_launcher", "looped_launcher"),
     activation: ("SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
     glu: ("GLU_LAUNCHER",),
     quant: (
@@ -269,23 +270,26 @@ def test_pdl_launches_wait_for_the_previous_kernel_first(
     for call in PDL_CALLS.values():
         call(4096, torch.bfloat16)
     assert sum(len(r.calls) for r in recorded) == call_count
-    assert all(options["launch_pdl"] is False for r in recorded for _, _, options in r.calls)
+    assert not any(options.get("launch_pdl") for r in recorded for _, _, options in r.calls)
     assert not any("griddepcontrol" in ptx for ptx in compiled_ptx(recorded))
 
 
 def test_launch_plans_follow_the_row_table(
     recorded: list[Recorder], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Plans are made once per width and options, and again when ROW_TABLE is replaced
-    (benchmarks/tune_rows.py swaps it); decode-sized launches take the decode choices."""
+    """Plans are made once per width and options, and again when the launch is replaced
+    (benchmarks/tune_rows.py swaps its table); decode-sized launches take the decode choices."""
     norm.rms_norm_cuda(bf16(4, 8192), bf16(8192), 1e-6)
     norm.rms_norm_cuda(bf16(128, 8192), bf16(8192), 1e-6)
     rows = recorded[0]
     assert [(grid, options["num_warps"]) for grid, _, options in rows.calls] == [
-        ((4,), norm.ROW_TABLE.config(8192, 4).num_warps),
-        ((128,), norm.ROW_TABLE.config(8192).num_warps),
+        ((4,), norm.NORM.launch.table.config(8192, 4).num_warps),
+        ((128,), norm.NORM.launch.table.config(8192).num_warps),
     ]
-    assert norm.ROW_TABLE.config(8192, 4).num_warps != norm.ROW_TABLE.config(8192).num_warps
+    assert (
+        norm.NORM.launch.table.config(8192, 4).num_warps
+        != norm.NORM.launch.table.config(8192).num_warps
+    )
 
     class Fixed:
         decode_rows = 0
@@ -293,7 +297,7 @@ def test_launch_plans_follow_the_row_table(
         def config(self, n_cols: int, n_rows: int | None = None) -> RowConfig:
             return RowConfig(8192, 2, 4, looped=False)
 
-    monkeypatch.setattr(norm, "ROW_TABLE", Fixed())
+    monkeypatch.setattr(norm.NORM, "launch", dataclasses.replace(norm.NORM.launch, table=Fixed()))
     norm.rms_norm_cuda(bf16(128, 8192), bf16(8192), 1e-6)
     grid, args, options = rows.calls[-1]
     assert grid == (64,) and options["num_warps"] == 4 and args[9] == 2  # ROWS constexpr

@@ -123,9 +123,9 @@ def test_providers_call_their_operators_while_tracing(ir_device: DeviceUnderTest
     from ir_kernels_cuda import activation, norm
 
     launchers = (
-        norm.ROWS_LAUNCHER,
-        norm.FUSED_ROWS_LAUNCHER,
-        norm.LOOPED_LAUNCHER,
+        norm.NORM.rows_launcher,
+        norm.NORM.fused_rows_launcher,
+        norm.NORM.looped_launcher,
         activation.SPARSE_ROWS_LAUNCHER,
     )
     launched = [launcher.slow_launches + launcher.cached_keys for launcher in launchers]

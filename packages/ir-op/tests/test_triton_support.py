@@ -304,3 +304,30 @@ def test_row_launch_rejects_bad_choices() -> None:
         RowLaunch(table, stream=".cs")
     with pytest.raises(TypeError, match="RowLaunch.options must be callable"):
         RowLaunch(table, options={"num_warps": 4})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"RowLaunch.read_once must be one of .*'evict_never'"):
+        RowLaunch(table, read_once="evict_never")
+    with pytest.raises(ValueError, match=r"RowLaunch.reused must be one of .*'first'"):
+        RowLaunch(table, reused="first")
+    with pytest.raises(TypeError, match="RowLaunch.pdl must be None or callable"):
+        RowLaunch(table, pdl=True)  # type: ignore[arg-type]
+
+
+def test_row_launch_hints_and_pdl_reach_the_norm_plans() -> None:
+    """The eviction hints and PDL of a RowLaunch become the norm kernels' constexprs and
+    launch option; a new launch makes new plans."""
+    from ir_op.triton.norm import RmsNormProviders
+    from ir_op.triton.pdl import PDL_INSTRUCTIONS
+
+    table = RowTable(8192, 4096, 8, 2048, 64, 16, ((256, 1), (8192, 16)), decode_rows=4)
+    providers = RmsNormProviders(
+        f"ir_test_norm_{id(table)}",
+        RowLaunch(table, read_once="evict_first", reused="evict_last", pdl=lambda: True),
+    )
+    launch, rows, bound = providers._plan(64, None, True, False, True, False)
+    assert launch is providers.launch and rows == table.config(64).rows
+    assert bound.options.get("launch_pdl") is True
+    assert list(bound.constexprs.values())[-4:] == ["", "evict_first", "evict_last", True]
+    _, _, decode = providers._plan(64, None, True, False, False, True)
+    assert "launch_pdl" not in decode.options
+    assert decode.options["num_warps"] == table.config(64, 1).num_warps
+    assert isinstance(PDL_INSTRUCTIONS, bool)

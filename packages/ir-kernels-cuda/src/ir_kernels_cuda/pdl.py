@@ -10,9 +10,11 @@ every block of that kernel has signalled (or exited); it must then wait, with
 The eager launches of this kernel set use it where the GPU and Triton support it: each kernel
 first waits for the previous kernel (before any load or store, so the results are those of a
 plain launch, whatever that kernel does), then lets the next kernel launch
-(``griddepcontrol.launch_dependents``). Kernels launched without the attribute, and GPUs before
-sm_90, never see these instructions (the ``USE_PDL`` constexpr compiles them out). Launches
-that ``torch.compile`` traces do not use it (Inductor launches those kernels).
+(``griddepcontrol.launch_dependents``): :func:`ir_op.triton.pdl.wait_for_previous_kernel`, which
+the shared kernels of ``ir_op.triton`` call too when their ``RowLaunch`` says so
+(:data:`~ir_kernels_cuda.launch.CUDA_ROW_LAUNCH`). Kernels launched without the attribute,
+and GPUs before sm_90, never see these instructions (the ``USE_PDL`` constexpr compiles them
+out). Launches that ``torch.compile`` traces do not use it (Inductor launches those kernels).
 
 ``IR_KERNELS_CUDA_PDL=0`` (or :func:`set_pdl`) turns it off.
 """
@@ -25,23 +27,13 @@ import torch
 import triton
 
 from ir_op.triton import interpreting
+from ir_op.triton.pdl import PDL_INSTRUCTIONS, wait_for_previous_kernel
+
+__all__ = ["PDL", "PDL_ENV_VAR", "pdl_enabled", "set_pdl", "wait_for_previous_kernel"]
 
 PDL_ENV_VAR = "IR_KERNELS_CUDA_PDL"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
-
-try:  # Triton 3.4+
-    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
-except ImportError:  # pragma: no cover - older Triton: PDL stays off
-    gdc_launch_dependents = gdc_wait = None
-
-
-@triton.jit
-def wait_for_previous_kernel():  # type: ignore[no-untyped-def]
-    """Wait until the previous kernel in the stream has finished and its writes are visible,
-    then let the next kernel launch. A no-op for kernels launched without PDL."""
-    gdc_wait()
-    gdc_launch_dependents()
 
 
 class _PdlSwitch:
@@ -71,7 +63,7 @@ def pdl_unsupported_reason() -> str | None:
     """Why launches cannot use PDL here, or ``None`` when they can."""
     if interpreting():
         return "Triton interprets (TRITON_INTERPRET=1)"
-    if gdc_wait is None:
+    if not PDL_INSTRUCTIONS:
         return f"Triton {triton.__version__} has no griddepcontrol instructions"
     try:
         from triton.backends.nvidia.compiler import CUDAOptions

@@ -176,8 +176,10 @@ class RowLaunch:
     Kernel bodies that are the same for every vendor (:mod:`ir_op.triton.norm`,
     :mod:`ir_op.triton.activation`, :mod:`ir_op.triton.quant`, :mod:`ir_op.triton.norm_quant`,
     :mod:`ir_op.triton.activation_quant`) take their tiles from
-    :attr:`table`, their launch options from :attr:`options` and the cache hint of their
-    read-once loads from :attr:`stream`: what differs between GPUs is there, not in the bodies.
+    :attr:`table`, their launch options from :attr:`options`, the cache and eviction hints of
+    their loads from :attr:`stream`, :attr:`read_once` and :attr:`reused`, and whether eager
+    launches use programmatic dependent launch from :attr:`pdl` (the norms so far): what differs
+    between GPUs is there, not in the bodies.
     """
 
     table: RowTable
@@ -189,15 +191,37 @@ class RowLaunch:
     stream: str = ""
     """``cache_modifier`` of loads that read data for the last time (``""``: none; AMD: ``".cg"``,
     a streaming ``nt`` load on CDNA3/CDNA4)."""
+    read_once: str = ""
+    """``eviction_policy`` of loads that read data for the last time (``""``: none; NVIDIA:
+    ``"evict_first"``, leaving L2 to what is read again)."""
+    reused: str = ""
+    """``eviction_policy`` of data every program reads, such as a norm's weight (``""``: none;
+    NVIDIA: ``"evict_last"``)."""
+    pdl: Callable[[], bool] | None = None
+    """Whether eager launches use programmatic dependent launch, asked at each launch (the
+    kernel set caches its answer); ``None``: never. With it the kernels first wait for the
+    previous kernel (their ``USE_PDL`` constexpr, :mod:`ir_op.triton.pdl`) and launch with
+    ``launch_pdl=True``. Launches that ``torch.compile`` traces never use it."""
 
     def __post_init__(self) -> None:
         if self.stream not in STREAM_CACHE_MODIFIERS:
             raise ValueError(
                 f"RowLaunch.stream must be one of {STREAM_CACHE_MODIFIERS}, got {self.stream!r}"
             )
+        for name in ("read_once", "reused"):
+            value = getattr(self, name)
+            if value not in EVICTION_POLICIES:
+                raise ValueError(
+                    f"RowLaunch.{name} must be one of {EVICTION_POLICIES}, got {value!r}"
+                )
         if not callable(self.options):
             raise TypeError(f"RowLaunch.options must be callable, got {self.options!r}")
+        if self.pdl is not None and not callable(self.pdl):
+            raise TypeError(f"RowLaunch.pdl must be None or callable, got {self.pdl!r}")
 
 
 STREAM_CACHE_MODIFIERS = ("", ".cg")
 """Triton load cache modifiers a :class:`RowLaunch` may name for read-once data."""
+
+EVICTION_POLICIES = ("", "evict_first", "evict_last")
+"""Triton load eviction policies a :class:`RowLaunch` may name."""

@@ -1,5 +1,5 @@
-"""``rms_norm`` and ``fused_add_rms_norm`` in Triton, shared by the Triton kernel sets that do not
-tune the bodies themselves (ir-kernels-rocm, ir-kernels-xpu).
+"""``rms_norm`` and ``fused_add_rms_norm`` in Triton, for every Triton kernel set (ir-kernels-cuda,
+-rocm and -xpu).
 
 Semantics are those of ``ir_op.ops.rms_norm`` / ``fused_add_rms_norm``: the (residual) sum and
 the mean of squares (over the first ``variance_size`` columns, all by default) are float32; the
@@ -14,14 +14,20 @@ Two shapes of kernel, chosen by the kernel set's :class:`~ir_op.triton.configs.R
   rows packed several per program);
 - ``rms_norm_looped_kernel``: one program per wider row, in ``BLOCK``-wide chunks: a first pass
   for the statistic (default caching, so that the second finds the row in cache), a second that
-  re-reads the inputs (the last read: the launch's streaming hint), normalizes and writes.
+  re-reads the inputs (the last read: the launch's read-once hints), normalizes and writes.
 
 Why one body for every vendor: the arithmetic is the op's, float32 statistics and the op's two
 roundings, and each row is contiguous, read in whole vectors; offsets are 64-bit per row (a row
-times its stride can pass 2**31 elements). What differs by hardware is the tiles, the warps
-(wavefronts, sub-groups), the other launch options and the cache hint of the read-once loads,
-which a kernel set gives in a :class:`~ir_op.triton.configs.RowLaunch`. (ir-kernels-cuda keeps
-bodies of its own, with choices measured on H100.)
+times its stride can pass 2**31 elements). Every load, the weight's too, is issued before the
+reduction, so that their latencies overlap (what a decode-sized launch waits on). What differs
+by hardware is the tiles, the warps (wavefronts, sub-groups), the other launch options, the
+cache and eviction hints of the loads and programmatic dependent launch, which a kernel set
+gives in a :class:`~ir_op.triton.configs.RowLaunch` (NVIDIA: ``evict_first`` for the read-once
+activations, ``evict_last`` for the weight, PDL on sm_90+; AMD: streaming ``.cg`` loads).
+
+Eager launches go through bound launchers (:meth:`~ir_op.triton.KernelLauncher.bind`), one per
+width, set of options and launch size (decode launches take the table's decode choices), so a
+call pays only for the key of its pointers and the driver call.
 
 Outputs may alias inputs (the in-place provider): every element is read before the program that
 owns its row writes it. Row widths (``N_COLS``) and the statistic's width (``VARIANCE_SIZE``) are
@@ -48,11 +54,16 @@ from torch import Tensor
 from ir_op import ops
 from ir_op.triton.configs import RowLaunch
 from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import KernelLauncher
+from ir_op.triton.launcher import BoundLauncher, KernelLauncher
+from ir_op.triton.pdl import wait_for_previous_kernel
 from ir_op.triton.rows import row_stride
 from ir_op.triton.supports import fused_add_rms_norm_supports_args, rms_norm_supports_args
 
 # -- Triton kernels -------------------------------------------------------------------------------
+#
+# Every kernel takes, after its shape constexprs, the launch's load hints (STREAM: the cache
+# modifier of read-once loads; READ_ONCE and REUSED: eviction policies of read-once data and of
+# the weight, which every program reads) and USE_PDL (wait for the previous kernel first).
 
 
 @triton.jit  # type: ignore[untyped-decorator]
@@ -75,8 +86,13 @@ def rms_norm_rows(  # type: ignore[no-untyped-def]
     HAS_RESIDUAL: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    REUSED: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Normalize the rows of this program's ``[ROWS, BLOCK]`` tile (both row kernels)."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     col_mask = cols < N_COLS
@@ -84,16 +100,27 @@ def rms_norm_rows(  # type: ignore[no-untyped-def]
     rows = rows.to(tl.int64)[:, None]  # row * stride can pass 2**31 elements
     cols_2d = cols[None, :]
 
+    # Every load is issued before the reduction, the weight's too: its latency overlaps the
+    # others' instead of following the reduction (what a decode-sized launch waits on).
     x = tl.load(
-        x_ptr + rows * x_row_stride + cols_2d, mask=mask, other=0.0, cache_modifier=STREAM
-    ).to(tl.float32)
+        x_ptr + rows * x_row_stride + cols_2d,
+        mask=mask,
+        other=0.0,
+        cache_modifier=STREAM,
+        eviction_policy=READ_ONCE,
+    )
     if HAS_RESIDUAL:
         residual = tl.load(
             residual_ptr + rows * residual_row_stride + cols_2d,
             mask=mask,
             other=0.0,
             cache_modifier=STREAM,
+            eviction_policy=READ_ONCE,
         )
+    if HAS_WEIGHT:
+        weight = tl.load(weight_ptr + cols, mask=col_mask, other=0.0, eviction_policy=REUSED)
+    x = x.to(tl.float32)
+    if HAS_RESIDUAL:
         x = x + residual.to(tl.float32)
         tl.store(
             residual_out_ptr + rows * residual_out_row_stride + cols_2d,
@@ -108,8 +135,7 @@ def rms_norm_rows(  # type: ignore[no-untyped-def]
     rstd = tl.rsqrt(mean_square + epsilon)
     out = (x * rstd[:, None]).to(out_ptr.dtype.element_ty)
     if HAS_WEIGHT:
-        weight = tl.load(weight_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
-        out = (out.to(tl.float32) * weight[None, :]).to(out_ptr.dtype.element_ty)
+        out = (out.to(tl.float32) * weight.to(tl.float32)[None, :]).to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + rows * out_row_stride + cols_2d, out, mask=mask)
 
 
@@ -129,6 +155,9 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
     ROWS: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    REUSED: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """``rms_norm`` into a new contiguous ``out`` (rows ``N_COLS`` apart)."""
     rms_norm_rows(
@@ -150,6 +179,9 @@ def rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
         False,
         HAS_WEIGHT,
         STREAM,
+        READ_ONCE,
+        REUSED,
+        USE_PDL,
     )
 
 
@@ -174,6 +206,9 @@ def fused_add_rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
     ROWS: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    REUSED: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """``fused_add_rms_norm``; the outputs may be the inputs (in place)."""
     rms_norm_rows(
@@ -195,6 +230,9 @@ def fused_add_rms_norm_rows_kernel(  # type: ignore[no-untyped-def]
         True,
         HAS_WEIGHT,
         STREAM,
+        READ_ONCE,
+        REUSED,
+        USE_PDL,
     )
 
 
@@ -216,8 +254,13 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
     HAS_RESIDUAL: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    REUSED: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """One row per program, in ``BLOCK``-wide chunks; the outputs may be the inputs."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_row_stride
     out_row = out_ptr + row * out_row_stride
@@ -234,14 +277,22 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
         squares += x * x
     rstd = tl.rsqrt(tl.sum(squares, axis=0) / VARIANCE_SIZE + epsilon)
 
-    # Second pass: the last read of the row, with the launch's streaming hint.
+    # Second pass: the last read of the row, with the launch's read-once hints.
     for chunk in range((N_COLS + BLOCK - 1) // BLOCK):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
         mask = cols < N_COLS
-        x = tl.load(x_row + cols, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
+        x = tl.load(
+            x_row + cols, mask=mask, other=0.0, cache_modifier=STREAM, eviction_policy=READ_ONCE
+        ).to(tl.float32)
         if HAS_RESIDUAL:
             residual_row = residual_ptr + row * residual_row_stride
-            residual = tl.load(residual_row + cols, mask=mask, other=0.0, cache_modifier=STREAM)
+            residual = tl.load(
+                residual_row + cols,
+                mask=mask,
+                other=0.0,
+                cache_modifier=STREAM,
+                eviction_policy=READ_ONCE,
+            )
             x = x + residual.to(tl.float32)
             tl.store(
                 residual_out_ptr + row * residual_out_row_stride + cols,
@@ -250,8 +301,8 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
             )
         out = (x * rstd).to(out_ptr.dtype.element_ty)
         if HAS_WEIGHT:
-            weight = tl.load(weight_ptr + cols, mask=mask, other=0.0).to(tl.float32)
-            out = (out.to(tl.float32) * weight).to(out_ptr.dtype.element_ty)
+            weight = tl.load(weight_ptr + cols, mask=mask, other=0.0, eviction_policy=REUSED)
+            out = (out.to(tl.float32) * weight.to(tl.float32)).to(out_ptr.dtype.element_ty)
         tl.store(out_row + cols, out, mask=mask)
 
 
@@ -259,7 +310,15 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
 
 
 def _new_like(x: Tensor) -> Tensor:
+    """A new contiguous tensor like ``x`` (``empty_like`` keeps a contiguous tensor's layout;
+    its ``memory_format`` argument costs host time, so it is given only where needed)."""
+    if x.is_contiguous():
+        return torch.empty_like(x)
     return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+_Plan = tuple[RowLaunch, int, BoundLauncher]
+"""(the launch it was made for, rows per program (0: the looped kernel), the bound launch)."""
 
 
 def _writes_its_arguments_only(
@@ -279,7 +338,7 @@ class RmsNormProviders:
     It defines ``torch.ops.<namespace>.rms_norm``, ``fused_add_rms_norm`` and
     ``fused_add_rms_norm_inplace`` (which mutates ``x`` and ``x_residual``), which the providers
     call while :func:`~ir_op.triton.tracing`; :meth:`register` registers the providers.
-    :attr:`launch` and the launchers are read on every call, so tests may replace them.
+    :attr:`launch` is read on every call, so a test or a benchmark may replace it.
     """
 
     def __init__(self, namespace: str, launch: RowLaunch) -> None:
@@ -287,6 +346,9 @@ class RmsNormProviders:
         self.rows_launcher = KernelLauncher(rms_norm_rows_kernel)
         self.fused_rows_launcher = KernelLauncher(fused_add_rms_norm_rows_kernel)
         self.looped_launcher = KernelLauncher(rms_norm_looped_kernel)
+        self.plans: dict[tuple[int, int | None, bool, bool, bool, bool], _Plan] = {}
+        """Bound launches by (width, variance_size, weight?, residual?, PDL?, decode?), made
+        once; one made for another :attr:`launch` is made again."""
         normalize = self.normalize
 
         def traced_op(
@@ -329,6 +391,38 @@ class RmsNormProviders:
             fake=_writes_its_arguments_only,
         )
 
+    def _plan(
+        self,
+        n_cols: int,
+        variance_size: int | None,
+        has_weight: bool,
+        has_residual: bool,
+        pdl: bool,
+        decode: bool,
+    ) -> _Plan:
+        """Kernel, constexprs and options for one row width, set of options and launch size,
+        made once (``decode``: a launch of at most the table's ``decode_rows`` rows)."""
+        launch = self.launch
+        config = launch.table.config(n_cols, 1 if decode else None)
+        stat_cols = n_cols if variance_size is None else variance_size
+        options = dict(launch.options(config))
+        if pdl:
+            options["launch_pdl"] = True
+        hints = (launch.stream, launch.read_once, launch.reused, pdl)
+        if config.looped:
+            bound = self.looped_launcher.bind(
+                n_cols, stat_cols, config.block, has_residual, has_weight, *hints, **options
+            )
+            plan: _Plan = (launch, 0, bound)
+        else:
+            launcher = self.fused_rows_launcher if has_residual else self.rows_launcher
+            bound = launcher.bind(
+                n_cols, stat_cols, config.block, config.rows, has_weight, *hints, **options
+            )
+            plan = (launch, config.rows, bound)
+        self.plans[n_cols, variance_size, has_weight, has_residual, pdl, decode] = plan
+        return plan
+
     def normalize(
         self,
         x: Tensor,
@@ -344,82 +438,72 @@ class RmsNormProviders:
 
         All tensors are in row layout with ``x``'s shape. Without a residual, ``out`` is a new
         contiguous tensor; with one, the outputs may be the inputs themselves (in place).
-        ``traced`` launches the way ``torch.compile`` traces (inside an operator); a symbolic
-        width is specialized (it is a constexpr: one graph per width).
+        ``traced`` launches the way ``torch.compile`` traces (inside an operator), without PDL;
+        a symbolic width is specialized (it is a constexpr: one graph per width).
+
+        On the eager path of every call: each line here costs host time.
         """
+        shape = x.shape
+        n_cols = shape[-1]
+        if traced:
+            n_cols = int(n_cols)
+            variance_size = None if variance_size is None else int(variance_size)
+        two_d = len(shape) == 2
+        n_rows = shape[0] if two_d else (x.numel() // n_cols if n_cols else 0)
+        if n_rows == 0 or n_cols == 0:
+            return
         if (residual is None) != (residual_out is None):
             raise ValueError("normalize: pass both residual and residual_out, or neither")
-        n_cols = int(x.shape[-1]) if traced else x.shape[-1]
-        n_rows = x.numel() // n_cols if n_cols else 0
-        if n_rows == 0:
-            return
         launch = self.launch
-        config = launch.table.config(n_cols)
-        options = launch.options(config)
-        stat_cols = n_cols if variance_size is None else variance_size
-        has_weight = weight is not None
-        if config.looped:
-            launcher = self.looped_launcher
-            (launcher.traced if traced else launcher.launch)(
-                (n_rows,),
+        pdl = not traced and launch.pdl is not None and launch.pdl()
+        decode = not traced and n_rows <= launch.table.decode_rows  # a traced count may be symbolic
+        has_weight, has_residual = weight is not None, residual is not None
+        plan = self.plans.get((n_cols, variance_size, has_weight, has_residual, pdl, decode))
+        if plan is None or plan[0] is not launch:
+            plan = self._plan(n_cols, variance_size, has_weight, has_residual, pdl, decode)
+        _, rows, bound = plan
+        run = bound.traced if traced else bound.launch
+        x_stride = x.stride()[0] if two_d else row_stride(x)
+        if residual is None:
+            if rows:
+                run(((n_rows + rows - 1) // rows,), x, x_stride, weight, out, n_rows, epsilon)
+            else:
+                run((n_rows,), x, x_stride, None, 0, weight, out, n_cols, None, 0, epsilon)
+            return
+        # The outputs are the inputs (in place) or new contiguous tensors.
+        residual_stride = row_stride(residual)
+        out_stride = x_stride if out is x else row_stride(out)
+        residual_out_stride = (
+            residual_stride if residual_out is residual else row_stride(residual_out)  # type: ignore[arg-type]
+        )
+        if rows:
+            run(
+                ((n_rows + rows - 1) // rows,),
                 x,
-                row_stride(x),
+                x_stride,
                 residual,
-                0 if residual is None else row_stride(residual),
+                residual_stride,
                 weight,
                 out,
-                row_stride(out),
+                out_stride,
                 residual_out,
-                0 if residual_out is None else row_stride(residual_out),
-                epsilon,
-                n_cols,
-                stat_cols,
-                config.block,
-                residual is not None,
-                has_weight,
-                launch.stream,
-                **options,
-            )
-        elif residual is None or residual_out is None:
-            launcher = self.rows_launcher
-            (launcher.traced if traced else launcher.launch)(
-                config.grid(n_rows),
-                x,
-                row_stride(x),
-                weight,
-                out,
+                residual_out_stride,
                 n_rows,
                 epsilon,
-                n_cols,
-                stat_cols,
-                config.block,
-                config.rows,
-                has_weight,
-                launch.stream,
-                **options,
             )
         else:
-            launcher = self.fused_rows_launcher
-            (launcher.traced if traced else launcher.launch)(
-                config.grid(n_rows),
+            run(
+                (n_rows,),
                 x,
-                row_stride(x),
+                x_stride,
                 residual,
-                row_stride(residual),
+                residual_stride,
                 weight,
                 out,
-                row_stride(out),
+                out_stride,
                 residual_out,
-                row_stride(residual_out),
-                n_rows,
+                residual_out_stride,
                 epsilon,
-                n_cols,
-                stat_cols,
-                config.block,
-                config.rows,
-                has_weight,
-                launch.stream,
-                **options,
             )
 
     def rms_norm(

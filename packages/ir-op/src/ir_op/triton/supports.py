@@ -85,8 +85,9 @@ def fused_add_rms_norm_supports_args(
         and x_residual.get_device() == x.get_device()
         and bool(x_residual.shape == x.shape)
         and has_row_layout(x_residual)
-        and rows_are_disjoint(x)
-        and rows_are_disjoint(x_residual)
+        # contiguous tensors have disjoint rows: the common case skips reading strides
+        and (x.is_contiguous() or rows_are_disjoint(x))
+        and (x_residual.is_contiguous() or rows_are_disjoint(x_residual))
     )
 
 
