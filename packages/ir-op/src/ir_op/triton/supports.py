@@ -50,16 +50,23 @@ def takes_rows(x: Tensor) -> bool:
     return x.dtype in FLOAT_DTYPES and on_platform_device(x) and has_row_layout(x)
 
 
-def _weight_ok(weight: Tensor | None, x: Tensor) -> bool:
-    return weight is None or (
-        is_row_vector(weight, x.shape[-1], x.dtype) and weight.get_device() == x.get_device()
-    )
+# The norms' checks run on the dispatch path of every eager call, so they are written out: each
+# helper call costs host time. The common cases (contiguous tensors, a weight, no
+# variance_size) are tested inline first.
+
+
+def _weight_ok(weight: Tensor, x: Tensor) -> bool:
+    """A contiguous ``[hidden]`` vector of ``x``'s dtype on ``x``'s device."""
+    return is_row_vector(weight, x.shape[-1], x.dtype) and weight.get_device() == x.get_device()
 
 
 def _variance_size_ok(variance_size: int | None, x: Tensor) -> bool:
-    return variance_size is None or (
-        type(variance_size) is int and bool(0 < variance_size <= x.shape[-1])
-    )
+    return type(variance_size) is int and bool(0 < variance_size <= x.shape[-1])
+
+
+def _writable_rows(t: Tensor) -> bool:
+    """Row layout with rows that do not overlap (a contiguous tensor always has both)."""
+    return has_row_layout(t) and rows_are_disjoint(t)
 
 
 def rms_norm_supports_args(
@@ -67,7 +74,13 @@ def rms_norm_supports_args(
 ) -> bool:
     """``x`` as :func:`takes_rows`; a weight that is ``None`` or a contiguous ``[hidden]`` of
     ``x``'s dtype on its device; any valid ``variance_size``."""
-    return takes_rows(x) and _weight_ok(weight, x) and _variance_size_ok(variance_size, x)
+    return (
+        x.dtype in FLOAT_DTYPES
+        and on_platform_device(x)
+        and (x.is_contiguous() or has_row_layout(x))
+        and (weight is None or _weight_ok(weight, x))
+        and (variance_size is None or _variance_size_ok(variance_size, x))
+    )
 
 
 def fused_add_rms_norm_supports_args(
@@ -80,14 +93,15 @@ def fused_add_rms_norm_supports_args(
     """As :func:`rms_norm_supports_args`, and a residual of ``x``'s shape, dtype and device in
     row layout; neither has overlapping rows (an in-place provider writes them)."""
     return (
-        rms_norm_supports_args(x, weight, epsilon, variance_size)
+        x.dtype in FLOAT_DTYPES
         and x_residual.dtype == x.dtype
+        and on_platform_device(x)
         and x_residual.get_device() == x.get_device()
         and bool(x_residual.shape == x.shape)
-        and has_row_layout(x_residual)
-        # contiguous tensors have disjoint rows: the common case skips reading strides
-        and (x.is_contiguous() or rows_are_disjoint(x))
-        and (x_residual.is_contiguous() or rows_are_disjoint(x_residual))
+        and (x.is_contiguous() or _writable_rows(x))
+        and (x_residual.is_contiguous() or _writable_rows(x_residual))
+        and (weight is None or _weight_ok(weight, x))
+        and (variance_size is None or _variance_size_ok(variance_size, x))
     )
 
 
@@ -184,7 +198,7 @@ def rms_norm_static_fp8_quant_supports_args(
     ) -> bool:
         return (
             takes_rows(x)
-            and _weight_ok(weight, x)
+            and (weight is None or _weight_ok(weight, x))
             and is_static_scale(scale, x)
             and _takes_fp8_dtype(fp8_dtype, formats, x)
         )
