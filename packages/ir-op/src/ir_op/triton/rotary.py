@@ -83,8 +83,16 @@ def rotate_heads(  # type: ignore[no-untyped-def]
     NEOX: tl.constexpr,
     IN_PLACE: tl.constexpr,
 ):
-    """Rotate heads ``first_head ..`` (``HEADS_BLOCK`` of them) of one token of one tensor."""
+    """Rotate heads ``first_head ..`` (``HEADS_BLOCK`` of them) of one token of one tensor.
+
+    Where the token's position is out of range (``position_ok`` false) the angles load as NaN:
+    native indexing would fail there, and a kernel must not read out of bounds.
+    """
     HALF: tl.constexpr = ROTARY_DIM // 2
+    # The angle mask is one comparison against a per-token bound rather than ``pair_mask &
+    # position_ok``: Triton 3.9's interpreter gives a block ``&`` a scalar boolean int32 data,
+    # which a load then refuses as a mask. This form compiles to the same code on every Triton.
+    angle_bound = tl.where(position_ok, HALF, 0)
     heads = first_head + tl.arange(0, HEADS_BLOCK)
     head_mask = (heads < HEADS)[:, None]
     heads = heads.to(tl.int64)[:, None]
@@ -95,7 +103,7 @@ def rotate_heads(  # type: ignore[no-untyped-def]
     for chunk in range((HALF + HALF_BLOCK - 1) // HALF_BLOCK):
         pairs = chunk * HALF_BLOCK + tl.arange(0, HALF_BLOCK)
         pair_mask = pairs < HALF
-        angle_mask = pair_mask & position_ok
+        angle_mask = pairs < angle_bound
         cos = tl.load(cos_sin_row + pairs, mask=angle_mask, other=float("nan")).to(tl.float32)
         sin = tl.load(cos_sin_row + HALF + pairs, mask=angle_mask, other=float("nan"))
         cos, sin = cos[None, :], sin.to(tl.float32)[None, :]
