@@ -83,3 +83,44 @@ def test_supported_on_its_platform_emulated_while_interpreting(
     monkeypatch.setattr(triton_kernel_set, "interpreting", lambda: False)
     with forced_platform("rocm"):
         assert "TRITON_INTERPRET=1 is not set" in str(KERNEL_SET.unsupported_reason())
+
+
+def _no_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        triton_kernel_set.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "numpy" else real(name, *a),
+    )
+
+
+def test_interpreter_without_numpy_names_numpy_and_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("triton")
+    _no_numpy(monkeypatch)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    reason = KERNEL_SET.kernels_unavailable_reason()
+    assert reason is not None
+    assert "numpy" in reason
+    assert triton_kernel_set.EMULATE_HINT in reason
+    assert KERNEL_SET.triton_missing_reason() is None  # Triton itself is there
+    assert KERNEL_SET.unsupported_reason() == reason
+    assert not triton_kernel_set.interpreting()
+
+
+def test_without_numpy_and_without_the_interpreter_nothing_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("triton")
+    _no_numpy(monkeypatch)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert triton_kernel_set.interpreter_missing_reason() is None
+    assert KERNEL_SET.kernels_unavailable_reason() is None
+
+
+def test_info_reads_the_triton_version_from_its_metadata() -> None:
+    triton = pytest.importorskip("triton")
+    from ir_op.cli import _triton_version
+
+    assert _triton_version() == triton.__version__

@@ -16,7 +16,7 @@ try:
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
-if KERNEL_SET.triton_missing_reason() is None:
+if KERNEL_SET.kernels_unavailable_reason() is None:
     # importing registers providers
     from ir_kernels_cuda import activation, glu, norm, norm_quant, quant, rotary  # noqa: F401
 else:  # the kernels cannot be defined: the providers say why they do nothing

@@ -21,7 +21,7 @@ try:
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
-if KERNEL_SET.triton_missing_reason() is None:
+if KERNEL_SET.kernels_unavailable_reason() is None:
     from ir_kernels_rocm import (  # noqa: F401  (importing registers)
         activation,
         composite,

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from typing import Any
 
 import torch
@@ -28,11 +29,19 @@ def _package_version(dist: str) -> str | None:
 
 
 def _triton_version() -> str | None:
-    try:
-        import triton
-    except Exception:
+    """The installed Triton's version, read from its distribution's metadata.
+
+    Not by importing it: ``import triton`` fails where Triton is installed but its interpreter
+    is asked for without numpy, and it is slow. ROCm and XPU builds of torch bring Triton under
+    other distribution names (``pytorch-triton-rocm``, ...), so the name is looked up.
+    """
+    if importlib.util.find_spec("triton") is None:
         return None
-    return str(triton.__version__)
+    for dist in packages_distributions().get("triton", []):
+        found = _package_version(dist)
+        if found is not None:
+            return found
+    return "unknown version"
 
 
 def collect_info() -> dict[str, Any]:
@@ -108,7 +117,8 @@ def _format_info(info: dict[str, Any]) -> str:
     ]
     p = info["platform"]
     where = (
-        "emulated: Triton kernels run in the interpreter on CPU tensors"
+        f"emulated: no {p['name']} hardware here; its Triton kernels can run only in Triton's "
+        "interpreter (TRITON_INTERPRET=1), on CPU tensors"
         if p["emulated"]
         else f"tensors on {p['tensor_device']}"
     )

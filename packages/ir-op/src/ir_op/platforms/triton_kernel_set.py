@@ -16,7 +16,8 @@ and :meth:`~TritonKernelSet.unsupported_reason` its providers register with::
         triton_hint="ROCm builds of torch bring it as pytorch-triton-rocm; ...",
     )
 
-Where Triton is missing, the kernels cannot even be defined:
+Where Triton is missing (or its interpreter is asked for without numpy, which it needs), the
+kernels cannot even be defined:
 :meth:`~TritonKernelSet.register_unsupported` registers each provider all the same, unsupported
 with :meth:`~TritonKernelSet.triton_missing_reason`, so ``ir-op info`` says why the kernel set
 does nothing. This module never imports Triton at import time (ir-op itself needs no Triton);
@@ -33,13 +34,38 @@ from dataclasses import dataclass
 _TRUE = ("1", "true", "yes", "on")
 
 
+EMULATE_HINT = "pip install 'ir-op[emulate]', or numpy"
+"""How to get what Triton's interpreter needs beyond Triton itself."""
+
+
+def _interpret_requested() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "").strip().lower() in _TRUE
+
+
 def interpreting() -> bool:
     """Whether Triton kernels defined now run in Triton's interpreter (``TRITON_INTERPRET``)."""
+    if interpreter_missing_reason() is not None:
+        return False  # asked for, but Triton cannot even be imported so (see below)
     try:
         from triton import knobs
     except ImportError:  # no Triton, or one before 3.4 (its switches in the environment only)
-        return os.environ.get("TRITON_INTERPRET", "").strip().lower() in _TRUE
+        return _interpret_requested()
     return bool(knobs.runtime.interpret)
+
+
+def interpreter_missing_reason() -> str | None:
+    """Why Triton's interpreter, asked for with ``TRITON_INTERPRET=1``, cannot run, or ``None``.
+
+    The interpreter runs kernels on numpy arrays, and once it is asked for ``import triton``
+    itself imports numpy. torch does not require numpy, so a production install (ir-op and a
+    kernel set) has Triton but may lack numpy: Triton is then there, and only emulation is not.
+    """
+    if _interpret_requested() and importlib.util.find_spec("numpy") is None:
+        return (
+            "TRITON_INTERPRET=1 asks for Triton's interpreter, which needs numpy, and numpy is "
+            f"not installed ({EMULATE_HINT})"
+        )
+    return None
 
 
 def triton_unsupported_reason(platform_name: str) -> str | None:
@@ -77,10 +103,17 @@ class TritonKernelSet:
             return f"triton is not installed ({self.triton_hint})"
         return None
 
+    def kernels_unavailable_reason(self) -> str | None:
+        """Why the kernels cannot even be defined here, or ``None``: Triton is not installed,
+        or its interpreter is asked for and lacks numpy. A kernel set imports its kernel modules
+        only where this is ``None``, and :meth:`register_unsupported` otherwise."""
+        return self.triton_missing_reason() or interpreter_missing_reason()
+
     def unsupported_reason(self) -> str | None:
         """Why the kernel set's providers cannot run on this machine, or ``None`` when they can:
-        Triton missing, another platform, or the platform emulated without the interpreter."""
-        missing = self.triton_missing_reason()
+        Triton (or the interpreter's numpy) missing, another platform, or the platform emulated
+        without the interpreter."""
+        missing = self.kernels_unavailable_reason()
         if missing is not None:
             return missing
         return triton_unsupported_reason(self.platform)
@@ -93,8 +126,9 @@ class TritonKernelSet:
         self, provider: str | None = None, ops: Iterable[str] | None = None
     ) -> None:
         """Register ``provider`` (default :attr:`provider`) for ``ops`` (default :attr:`ops`) as
-        unsupported because Triton is missing, with each op's native function as the callable
-        (an unsupported provider is never dispatched to)."""
+        unsupported because the kernels cannot be defined (:meth:`kernels_unavailable_reason`),
+        with each op's native function as the callable (an unsupported provider is never
+        dispatched to)."""
         from ir_op.op import IrOp
 
         for name in self.ops if ops is None else ops:
@@ -102,5 +136,5 @@ class TritonKernelSet:
             op.register_impl(
                 self.provider if provider is None else provider,
                 supported=False,
-                unsupported_reason=self.triton_missing_reason,
+                unsupported_reason=self.kernels_unavailable_reason,
             )(op.native_fn)

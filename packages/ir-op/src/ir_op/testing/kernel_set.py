@@ -11,7 +11,8 @@ The tests: its provider is registered for exactly the ops it lists; on every oth
 platform each one is unsupported, saying which platform it is, and absent from the priorities;
 on its own platform (real, or emulated while Triton interprets) each one is supported and in the
 priorities; and in a process without Triton the kernel set still loads, each provider registered
-unsupported with the reason that names how to get Triton.
+unsupported with the reason that names how to get Triton (and likewise, naming numpy, where
+Triton's interpreter is asked for without the numpy it needs).
 """
 
 from __future__ import annotations
@@ -27,28 +28,29 @@ import pytest
 from ir_op import ops
 from ir_op.op import IrOp
 from ir_op.platforms import builtin_platforms
-from ir_op.platforms.triton_kernel_set import TritonKernelSet
+from ir_op.platforms.triton_kernel_set import EMULATE_HINT, TritonKernelSet
 from ir_op.testing import forced_platform
 
-_WITHOUT_TRITON = """
+_WITHOUT_MODULE = """
 import sys
-sys.modules["triton"] = None
+missing = sys.argv[1]
+sys.modules[missing] = None
 import importlib.util
 real = importlib.util.find_spec
-importlib.util.find_spec = lambda name, *a: None if name == "triton" else real(name, *a)
+importlib.util.find_spec = lambda name, *a: None if name == missing else real(name, *a)
 from ir_op import IrOp, ops
 from ir_op.platforms import kernel_set_errors
 ops.rms_norm.get_priority()  # loads the kernel sets
 print(kernel_set_errors(), file=sys.stderr)  # what failed to load, for the test's message
-providers = sys.argv[1:]
+providers = sys.argv[2:]
 for name, op in sorted(IrOp.registry.items()):
     for provider in providers:
         if provider in op.impls:
             impl = op.impls[provider]
             print(name, provider, impl.supported, impl.unsupported_reason, sep="|")
 """
-"""Loads the kernel sets in a process where ``import triton`` fails, and prints each of the
-given providers' registrations: ``op|provider|supported|reason``."""
+"""Loads the kernel sets in a process where the module ``argv[1]`` cannot be imported, and
+prints each of the providers ``argv[2:]``'s registrations: ``op|provider|supported|reason``."""
 
 
 class KernelSetRegistration:
@@ -94,22 +96,36 @@ class KernelSetRegistration:
                 assert impl.supported, impl.unsupported_reason
                 assert kernel_set.provider in op.get_priority(), name
 
-    def test_without_triton_the_providers_say_why(self) -> None:
+    def _registrations_without(self, module: str, env: Mapping[str, str]) -> list[list[str]]:
         kernel_set = self.kernel_set
         expected = {(name, kernel_set.provider) for name in kernel_set.ops}
         for provider, names in self.also_without_triton.items():
             expected |= {(name, provider) for name in names}
         providers = sorted({provider for _, provider in expected})
         result = subprocess.run(
-            [sys.executable, "-c", _WITHOUT_TRITON, *providers],
+            [sys.executable, "-c", _WITHOUT_MODULE, module, *providers],
             capture_output=True,
             text=True,
             check=False,
-            env={**os.environ, "IR_OP_PLATFORM": kernel_set.platform},
+            env={**os.environ, "IR_OP_PLATFORM": kernel_set.platform, **env},
         )
         assert result.returncode == 0, result.stderr
         rows = [line.split("|") for line in result.stdout.strip().splitlines()]
         assert {(name, provider) for name, provider, *_ in rows} == expected, result.stderr
-        reason = f"triton is not installed ({kernel_set.triton_hint})"
-        for name, provider, supported, why in rows:
+        return rows
+
+    def test_without_triton_the_providers_say_why(self) -> None:
+        reason = f"triton is not installed ({self.kernel_set.triton_hint})"
+        for name, provider, supported, why in self._registrations_without("triton", {}):
             assert (supported, why) == ("False", reason), (name, provider)
+
+    def test_interpreter_without_numpy_the_providers_say_why(self) -> None:
+        """Triton's interpreter needs numpy (``import triton`` imports it once the interpreter
+        is asked for); a production install may lack it. The kernel set still loads, and each
+        provider names numpy and the ``ir-op[emulate]`` extra, not a missing Triton."""
+        rows = self._registrations_without("numpy", {"TRITON_INTERPRET": "1"})
+        for name, provider, supported, why in rows:
+            assert supported == "False", (name, provider)
+            assert "numpy" in why, (name, provider, why)
+            assert EMULATE_HINT in why, (name, provider, why)
+            assert "triton is not installed" not in why, (name, provider, why)
