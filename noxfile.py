@@ -8,12 +8,24 @@
 On a machine without a device's hardware its session is emulated: ``IR_OP_PLATFORM`` forces the
 platform and ``TRITON_INTERPRET=1`` runs the kernel set's Triton kernels on CPU tensors; tests
 marked ``gpu`` are skipped with that reason.
+
+CI runs torch 2.10 (the oldest supported), 2.11 and 2.15 (the newest, what a fresh install gets),
+each on every device, and must finish within an hour on two cores. Every test of every package
+runs on each of them, with one difference: the provider conformance grid
+(``ir_op.testing.conformance``, most of the emulated sessions' time) runs whole, in every dtype,
+only on the newest torch; the other torches run it with ``--conformance-grid smoke``: every op,
+check, layout, special value and input variant, in bfloat16 only. The kernels' numerics do not
+depend on torch's version; what does (custom-op registration, fake tensors, opcheck, Dynamo and
+Inductor) is exercised as fully by one dtype as by three. Append ``-- --conformance-grid full``
+to run the whole grid on another torch: ``nox -s tests-torch211 -- --conformance-grid full``.
+Tests run on one pytest-xdist worker per core.
 """
 
 from __future__ import annotations
 
 import email.parser
 import json
+import os
 import shutil
 import tempfile
 import zipfile
@@ -38,7 +50,10 @@ PACKAGES = [
     "ir-kernels-xpu",
 ]
 TORCH_VERSIONS = {"210": "2.10.*", "211": "2.11.*", "213": "2.13.*", "215": "2.15.*"}
-CI_TORCH = ("210", "211")
+CI_TORCH = ("210", "211", "215")
+"""The oldest supported torch, the one the GPU images run, and the newest (a fresh install's)."""
+FULL_GRID_TORCH = "215"
+"""The torch whose sessions run the whole conformance grid; the others run its smoke subset."""
 DEVICES = ["cpu", "cuda", "rocm", "xpu"]
 LINT_TORCH = "2.11.*"
 
@@ -66,7 +81,7 @@ def _device_available(session: nox.Session, device: str) -> bool:
     return isinstance(out, str) and out.strip().endswith("True")
 
 
-def _tests(session: nox.Session, torch_spec: str, device: str) -> None:
+def _tests(session: nox.Session, torch_spec: str, device: str, grid: str) -> None:
     _install(session, torch_spec, "test")
     env = {"IR_OP_PLATFORM": device}
     if device != "cpu" and not _device_available(session, device):
@@ -76,18 +91,38 @@ def _tests(session: nox.Session, torch_spec: str, device: str) -> None:
             "(IR_OP_PLATFORM) and its Triton kernels run in the interpreter on CPU tensors; "
             "tests marked gpu are skipped"
         )
-    session.run("pytest", "packages", "--device", device, *session.posargs, env=env)
+    session.run(
+        "pytest",
+        "packages",
+        "--device",
+        device,
+        "--conformance-grid",
+        grid,
+        *_workers(),
+        *session.posargs,
+        env=env,
+    )
+
+
+def _workers() -> list[str]:
+    """pytest-xdist workers: one per core (the tests are single-threaded Python, mostly Triton's
+    interpreter), none on a one-core machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ["-n", str(cores)] if cores and cores > 1 else []
 
 
 def _make_tests_session(tag: str, torch_spec: str) -> None:
     tags = ["tests", "ci"] if tag in CI_TORCH else ["tests"]
+    grid = "full" if tag == FULL_GRID_TORCH else "smoke"
 
     @nox.session(name=f"tests-torch{tag}", tags=tags)
     @nox.parametrize("device", DEVICES)
     def tests(session: nox.Session, device: str) -> None:
-        _tests(session, torch_spec, device)
+        _tests(session, torch_spec, device, grid)
 
-    tests.__doc__ = f"pytest over every package with torch {torch_spec}, per device."
+    tests.__doc__ = (
+        f"pytest over every package with torch {torch_spec}, per device (conformance grid: {grid})."
+    )
 
 
 for _tag, _spec in TORCH_VERSIONS.items():
@@ -131,7 +166,7 @@ def install_alone(session: nox.Session) -> None:
     """Build every wheel, install each alone in a fresh venv, import it with ``python -I``.
 
     Also the production profile: ir-op + ir-kernels-cuda only, where ir_compile is absent and
-    an op call works.
+    an op call works, from the wheels and from README's install-from-a-checkout line.
     """
     session.install("uv")
     work = Path(tempfile.mkdtemp(prefix="ir-install-alone-"))
@@ -166,8 +201,26 @@ def install_alone(session: nox.Session) -> None:
         python = venv_with("production", ["ir-op", "ir-kernels-cuda"])
         session.run(str(python), "-I", str(ROOT / ".ci" / "production_profile.py"), external=True)
         session.run(str(python.parent / "ir-op"), "info", external=True)
+        # README's install from a checkout, its arguments as written (uv's pip resolves them as
+        # pip does, and reuses the cached torch).
+        venv = work / "from-checkout"
+        session.run("uv", "venv", "--quiet", str(venv))
+        with session.chdir(ROOT):
+            session.run(
+                "uv", "pip", "install", "--quiet", "--python", str(venv), *readme_checkout_install()
+            )
+        python = venv / "bin" / "python"
+        session.run(str(python), "-I", str(ROOT / ".ci" / "production_profile.py"), external=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def readme_checkout_install() -> list[str]:
+    """The arguments of README's ``pip install ./packages/...`` line (install from a checkout)."""
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("pip install ./packages/"):
+            return line.split()[2:]
+    raise RuntimeError("README.md has no 'pip install ./packages/...' line")
 
 
 @nox.session(python=False)

@@ -97,3 +97,19 @@ def test_a_planted_violation_breaks_its_contract(
     assert result.returncode != 0
     assert contract in result.stdout
     assert "BROKEN" in result.stdout
+
+
+def test_readme_install_from_a_checkout_names_real_packages() -> None:
+    """README's install-from-a-checkout line (which install-alone runs) names package folders
+    that exist, ir-op and one kernel set: the production profile."""
+    lines = [
+        line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("pip install ./packages/")
+    ]
+    assert len(lines) == 1, lines
+    folders = lines[0].split()[2:]
+    assert folders[0] == "./packages/ir-op", folders
+    for folder in folders:
+        assert (ROOT / folder / "pyproject.toml").is_file(), folder
+    assert any(folder.startswith("./packages/ir-kernels-") for folder in folders), folders

@@ -5,6 +5,12 @@ Enable with ``-p ir_op.testing.pytest_plugin`` (the workspace's pytest configura
 - ``--device {cpu,cuda,rocm,xpu}``: the platform under test. Without its hardware, the platform
   is emulated: ``IR_OP_PLATFORM`` forces it and ``TRITON_INTERPRET=1`` runs Triton kernels on
   CPU tensors.
+- ``--conformance-grid {full,smoke}``: how much of the conformance grid
+  (:mod:`ir_op.testing.conformance`) runs. ``full`` (the default) is the whole grid for the
+  session: every dtype and shape on real hardware, the emulated subset under the interpreter.
+  ``smoke`` keeps every op, check, layout, special value and input variant of that grid in one
+  dtype (bfloat16): enough to show a second torch version integrates, since the kernels'
+  numerics do not depend on torch's version (the CI runs the full grid on the newest torch).
 - Markers: ``gpu`` (needs the real hardware; skipped when emulated) and ``slow``.
 - Fixture ``ir_device``: what the session runs on, and the torch device for test tensors.
 """
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 DEVICES = ("cpu", "cuda", "rocm", "xpu")
+CONFORMANCE_GRIDS = ("full", "smoke")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,7 @@ class DeviceUnderTest:
 
 
 _device: DeviceUnderTest | None = None
+_conformance_grid = "full"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,10 +53,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="cpu",
         help="platform under test (emulated with the Triton interpreter without its hardware)",
     )
+    group.addoption(
+        "--conformance-grid",
+        choices=CONFORMANCE_GRIDS,
+        default="full",
+        help="full: the conformance grid in every dtype; smoke: the same cases in bfloat16 only",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _device
+    global _device, _conformance_grid
+    _conformance_grid = config.getoption("--conformance-grid")
     config.addinivalue_line(
         "markers", "gpu: needs the device's real hardware (skipped when emulated)"
     )
@@ -95,11 +110,13 @@ def _check_triton_interprets(device: str) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     assert _device is not None
     if _device.emulated:
-        return (
+        header = (
             f"ir device: {_device.name} EMULATED (IR_OP_PLATFORM={_device.name}, "
             "TRITON_INTERPRET=1, CPU tensors); tests marked gpu are skipped"
         )
-    return f"ir device: {_device.name} (real hardware)"
+    else:
+        header = f"ir device: {_device.name} (real hardware)"
+    return f"{header}; conformance grid: {_conformance_grid}"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -114,6 +131,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=why))
+
+
+def conformance_grid() -> str:
+    """``full`` or ``smoke``: the ``--conformance-grid`` of this session (see the module doc)."""
+    return _conformance_grid
 
 
 def device_under_test() -> DeviceUnderTest:
