@@ -88,9 +88,7 @@ class LoadingScope:
 
 
 _current: ContextVar[LoadingScope | None] = ContextVar("ir_op_kernel_set_loading", default=None)
-_owners: weakref.WeakKeyDictionary[IrOp, dict[str, KernelSetOrigin]] = (
-    weakref.WeakKeyDictionary()
-)
+_owners: weakref.WeakKeyDictionary[IrOp, dict[str, KernelSetOrigin]] = weakref.WeakKeyDictionary()
 """Which kernel set registered each provider of each op (providers the application registered
 outside a kernel set's import have no entry)."""
 
