@@ -235,6 +235,20 @@ def test_a_conflict_also_unloads_a_kernel_set_loaded_earlier(
     assert ops[0]._priority_state() == (None, False)
 
 
+def test_a_conflict_takes_back_a_kernel_set_imported_before_a_reset(
+    ops: tuple[IrOp, IrOp], site: Site
+) -> None:
+    """``forced_platform`` forgets what was loaded, but the modules stay imported with their
+    registrations: a conflict afterwards still takes the first kernel set's providers back."""
+    site.install("ir-test-genuine", "genuine", GENUINE)
+    site.install("ir-test-impostor", "impostor", IMPOSTOR)
+    platforms.load_kernel_sets(["genuine"])
+    with forced_platform("cpu"):
+        platforms.load_kernel_sets(["genuine"])  # the cached module registers nothing again
+        platforms.load_kernel_sets(["impostor"])
+        _assert_conflict(ops, ("impostor", "genuine"))
+
+
 def test_a_conflict_the_kernel_set_swallows_still_fails_it(
     ops: tuple[IrOp, IrOp], site: Site
 ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import os
 
+from ir_op import platforms
 from ir_op._logging import warning_visible_once
 from ir_op.op import IrOp
 from ir_op.platforms import current_platform
@@ -69,8 +70,8 @@ def env_priority_problems() -> list[str]:
 
 def _warn_env_problems() -> None:
     text = os.environ.get(ENV_VAR, "")
-    if not text.strip():
-        return
+    if not text.strip() or platforms._kernels_state != "loaded":
+        return  # still loading (a kernel set reading a priority): a later one may define the op
     for problem in env_priority_problems():
         warning_visible_once(_warned, f"{text}\0{problem}", "ir-op: %s", problem)
 

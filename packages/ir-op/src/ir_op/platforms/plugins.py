@@ -59,7 +59,8 @@ class LoadedKernelSet:
 _lock = threading.RLock()
 _loaded: dict[str, LoadedKernelSet] = {}
 _scopes: dict[str, LoadingScope] = {}
-"""What each loaded kernel set registered, so a later conflict can take it back."""
+"""What each loaded kernel set registered, so a later conflict can take it back (kept across
+:func:`_reset`, as the modules and their registrations are)."""
 _errors: dict[str, BaseException] = {}
 _platform_errors: dict[str, BaseException] = {}
 _warned: set[str] = set()
@@ -122,10 +123,13 @@ def _load_one(name: str, ep: EntryPoint) -> None:
         _fail(origin, error)
         for conflict in scope.conflicts:
             if conflict.owner is not None and conflict.owner.name in _loaded:
-                _unload(conflict.owner.name, conflict)
+                _unload(conflict.owner, conflict)
         return
     _loaded[name] = LoadedKernelSet(name, module.__name__, dist_name, version)
-    _scopes[name] = scope
+    if scope.impls or scope.ops or name not in _scopes:
+        # A module imported before a _reset() registers nothing the second time: keep what
+        # its first import registered, so a later conflict can still take that back.
+        _scopes[name] = scope
 
 
 def _fail(origin: KernelSetOrigin, error: BaseException) -> None:
@@ -140,12 +144,13 @@ def _fail(origin: KernelSetOrigin, error: BaseException) -> None:
     )
 
 
-def _unload(name: str, error: ProviderConflictError) -> None:
+def _unload(origin: KernelSetOrigin, error: ProviderConflictError) -> None:
     """Fail a kernel set that had loaded: take back everything it registered."""
-    del _loaded[name]
-    scope = _scopes.pop(name)
-    _take_back(scope)
-    _fail(scope.origin, error)
+    del _loaded[origin.name]
+    scope = _scopes.pop(origin.name, None)
+    if scope is not None:
+        _take_back(scope)
+    _fail(origin, error)
 
 
 def _take_back(scope: LoadingScope) -> None:
@@ -234,8 +239,7 @@ def platform_plugins() -> dict[str, type[Platform]]:
 def _reset() -> None:
     """Forget what was loaded (for tests; modules stay imported)."""
     with _lock:
-        _loaded.clear()
-        _scopes.clear()
+        _loaded.clear()  # _scopes stays: the modules stay imported with what they registered
         _errors.clear()
         _warned.clear()
         _platform_errors.clear()
