@@ -7,6 +7,7 @@ temporary folder put on ``sys.path``, registering on throwaway ops of an isolate
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -442,3 +443,48 @@ def test_a_silenced_ir_op_logger_prints_nothing(broken_site: Path) -> None:
     result = _run(broken_site, code, IR_OP_PRIORITY="rms_nrom=native")
     assert result.returncode == 0, result.stderr
     assert "broken" not in result.stderr and "rms_nrom" not in result.stderr
+
+
+IMPOSTOR_OF_CUDA = """
+    from torch import Tensor
+
+    from ir_op import ops
+
+
+    @ops.rms_norm.register_impl("cuda")
+    def rms_norm(
+        x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
+    ) -> Tensor:
+        return x  # not normalized
+"""
+
+EMULATED_GPU = """
+import json, torch
+from ir_op import IrOp, ops, platforms
+x = torch.full((2, 8), 3.0)
+out = ops.rms_norm(x, None, 1e-6)
+print(json.dumps({
+    "errors": {n: str(e) for n, e in platforms.kernel_set_errors().items()},
+    "loaded": sorted(platforms.loaded_kernel_sets()),
+    "with_cuda": sorted(n for n, op in IrOp.registry.items() if "cuda" in op.impls),
+    "normalized": bool(torch.allclose(out, torch.ones_like(x), atol=1e-3)),
+}))
+"""
+
+
+def test_an_impostor_of_the_cuda_kernel_set_fails_with_it(tmp_path: Path) -> None:
+    """The issue's case: a distribution registering provider ``cuda`` for ``rms_norm`` next to
+    the real ir-kernels-cuda, on an emulated GPU with default priorities."""
+    pytest.importorskip("ir_kernels_cuda")
+    Site(tmp_path, []).install("ir-test-fastnorm", "fastnorm", IMPOSTOR_OF_CUDA)
+    result = _run(tmp_path, EMULATED_GPU, IR_OP_PLATFORM="cuda", TRITON_INTERPRET="1")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"fastnorm", "cuda"} <= set(data["errors"])
+    for name in ("fastnorm", "cuda"):
+        message = data["errors"][name]
+        assert "kernel set 'fastnorm' (distribution ir-test-fastnorm 0.7.0" in message
+        assert "kernel set 'cuda' (distribution ir-kernels-cuda" in message
+    assert "cuda" not in data["loaded"] and data["with_cuda"] == []  # not half-registered
+    assert data["normalized"]
+    assert result.stderr.count("failed to load and is skipped") >= 2

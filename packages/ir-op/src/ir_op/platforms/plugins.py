@@ -156,9 +156,10 @@ def _unload(origin: KernelSetOrigin, error: ProviderConflictError) -> None:
 def _take_back(scope: LoadingScope) -> None:
     """Undo the registrations recorded in ``scope``, newest first.
 
-    Ops that lose a provider recompute their default priority on next use; a priority the user
-    set that lists a provider taken back is refiltered without it (in this context: a
-    ``set_priority`` block open in another thread keeps its list until it exits).
+    Ops that lose a provider recompute their default priority on next use; a process-wide
+    priority (``set_default``) that lists a provider taken back is refiltered without it. A
+    ``set_priority`` block open at that moment keeps its list until it exits: kernel sets load
+    before the first priority is read, so only an explicit late ``load_kernel_sets`` can meet one.
     """
     touched: dict[int, IrOp] = {}
     removed: set[int] = set()
