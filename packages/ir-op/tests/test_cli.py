@@ -66,10 +66,53 @@ def test_info_json_on_an_emulated_gpu(capsys: pytest.CaptureFixture[str]) -> Non
 def test_info_reports_bad_environment(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``info`` still shows every op (the one whose entry is wrong says so) and lists the
+    problems; ``--check`` exits 1 on them."""
     monkeypatch.setenv("IR_OP_PRIORITY", "rms_norm=nope")
     with forced_platform("cpu"):
-        assert main(["info"]) == 2
-    assert "unknown provider 'nope'" in capsys.readouterr().err
+        assert main(["info"]) == 0
+        out = capsys.readouterr().out
+        assert "    priority eager:   error: op 'rms_norm': unknown provider 'nope'" in out
+        assert "  silu_and_mul:" in out
+        problems = out[out.index("\nproblems:\n") :]
+        assert "  op 'rms_norm': unknown provider 'nope'; registered providers: native" in problems
+        assert main(["info", "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "ir-op info --check: 1 problem(s):" in err
+    assert "  - op 'rms_norm': unknown provider 'nope'" in err
+
+
+def test_info_check_passes_on_a_healthy_install(capsys: pytest.CaptureFixture[str]) -> None:
+    with forced_platform("cpu"):
+        assert main(["info", "--check"]) == 0
+    captured = capsys.readouterr()
+    assert "problems:" not in captured.out
+    assert "ir-op info --check: no problems" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("priority", "problem"),
+    [
+        (
+            "rms_nrom=cuda,native",
+            "unknown op 'rms_nrom' in IR_OP_PRIORITY; did you mean 'rms_norm'? registered ops:",
+        ),
+        ("silu_and_mul=native,cdua", "op 'silu_and_mul': unknown provider 'cdua'"),
+        ("rms_norm", "IR_OP_PRIORITY: entry 'rms_norm' is not of the form op=provider"),
+    ],
+)
+def test_info_check_fails_on_a_wrong_environment_priority(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    priority: str,
+    problem: str,
+) -> None:
+    monkeypatch.setenv("IR_OP_PRIORITY", priority)
+    with forced_platform("cpu"):
+        assert main(["info", "--check", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert any(p.startswith(problem) for p in json.loads(captured.out)["problems"])
+    assert f"  - {problem}" in captured.err
 
 
 def scale(x: Tensor, factor: float) -> Tensor:
@@ -89,9 +132,16 @@ def explained_op(isolated: dict[str, IrOp]) -> IrOp:
 
     @op.register_input_generator
     def gen(
-        num_tokens: int, hidden_size: int, dtype: torch.dtype, device: str | None = None
+        num_tokens: int,
+        hidden_size: int,
+        dtype: torch.dtype,
+        factor: float = 0.5,
+        contiguous: bool = True,
+        out_dtype: torch.dtype | None = None,
+        device: str | None = None,
     ) -> tuple[object, ...]:
-        return torch.randn(num_tokens, hidden_size, dtype=dtype, device=device), 0.5
+        x = torch.randn(num_tokens, hidden_size, dtype=out_dtype or dtype, device=device)
+        return (x if contiguous else x.t().contiguous().t()), factor
 
     return op
 
@@ -144,12 +194,63 @@ def test_explain_command(explained_op: IrOp, capsys: pytest.CaptureFixture[str])
 
 def test_explain_command_errors(explained_op: IrOp, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "nope"]) == 2
-    assert "unknown op 'nope'; registered ops: scale" in capsys.readouterr().err
+    assert "unknown op 'nope' in ir-op explain; registered ops: scale" in capsys.readouterr().err
+    assert main(["explain", "scael"]) == 2
+    assert "unknown op 'scael' in ir-op explain; did you mean 'scale'?" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["explain", "scale", "--shape", "4by32"])
     assert "is not TOKENSxHIDDEN" in capsys.readouterr().err
     assert main(["explain", "scale", "--priority", "small,nope"]) == 2
     assert "unknown provider 'nope'" in capsys.readouterr().err
+
+
+def test_explain_takes_input_generator_options(
+    explained_op: IrOp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["explain", "scale", "--shape", "2x8", "--arg", "factor=2", "--arg", "contiguous=false"]
+    assert main([*args, "--arg", "out_dtype=float64"]) == 0
+    assert "scale(x: float64[2, 8], factor=2.0)" in capsys.readouterr().out
+    assert main(["explain", "scale", "--shape", "2x8", "--arg", "factor=-1.5e-3"]) == 0
+    assert "factor=-0.0015" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("arg", "message"),
+    [
+        (
+            "facter=2",
+            "--arg facter=...: the input generator of op 'scale' has no option 'facter'; "
+            "did you mean 'factor'? options: factor, contiguous, out_dtype",
+        ),
+        ("factor=big", "option 'factor' of op 'scale' takes a float (default 0.5), got 'big'"),
+        ("contiguous=1", "option 'contiguous' of op 'scale' takes a bool (default True), got 1"),
+        ("hidden_size=3", "hidden_size is set by --shape, --dtype and the platform"),
+    ],
+)
+def test_explain_refuses_bad_generator_options(
+    explained_op: IrOp, capsys: pytest.CaptureFixture[str], arg: str, message: str
+) -> None:
+    assert main(["explain", "scale", "--arg", arg]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_explain_arg_syntax_and_repeats(
+    explained_op: IrOp, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["explain", "scale", "--arg", "factor"])
+    assert "--arg 'factor' is not NAME=VALUE" in capsys.readouterr().err
+    assert main(["explain", "scale", "--arg", "factor=1", "--arg", "factor=2"]) == 2
+    assert "--arg factor=... is given twice" in capsys.readouterr().err
+
+
+def test_explain_real_op_with_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with forced_platform("cpu"):
+        command = ["explain", "rotary_embedding", "--shape", "4x512", "--dtype", "float32"]
+        assert main([*command, "--arg", "head_size=128", "--arg", "is_neox_style=false"]) == 0
+    out = capsys.readouterr().out
+    assert "query: float32[4, 512], key: float32[4, 128], head_size=128" in out
+    assert "is_neox_style=False" in out
 
 
 def test_explain_real_op(capsys: pytest.CaptureFixture[str]) -> None:

@@ -68,6 +68,43 @@ def test_with_default_covers_every_registered_op(two_ops: tuple[IrOp, IrOp]) -> 
     assert dict(config) == {"scale": ("fast", "native"), "shift": ("native",)}
 
 
+def test_with_default_skips_providers_an_op_lacks_as_platform_defaults_do(
+    two_ops: tuple[IrOp, IrOp],
+) -> None:
+    """``scale`` has ``fast``, ``shift`` has nothing but native: the shared default applies to
+    each with what it has, and an op left with nothing keeps its priority."""
+    a, b = two_ops
+    config = IrOpPriorityConfig.with_default(["fast", "native"])
+    assert dict(config) == {"scale": ("fast", "native"), "shift": ("fast", "native")}
+    config.set_default()
+    assert a.get_priority() == ["fast"] and b.get_priority() == ["native"]
+    assert config.compute_hash() == (
+        IrOpPriorityConfig(scale=["fast", "native"], shift=["native"]).compute_hash()
+    )
+    with IrOpPriorityConfig.with_default(["native"]).set_priority():
+        assert a.get_priority() == ["native"]
+    assert a.get_priority() == ["fast"]
+    b.set_default(["native"])
+    IrOpPriorityConfig.with_default(["fast"]).set_default()  # shift has no fast: left as it was
+    assert b.get_priority() == ["native"] and b._priority_from_user
+
+
+def test_with_default_keyword_entries_still_need_their_providers(
+    two_ops: tuple[IrOp, IrOp],
+) -> None:
+    a, b = two_ops
+    with pytest.raises(ValueError, match="op 'shift': unknown provider 'fast'"):
+        IrOpPriorityConfig.with_default(["native"], shift=["fast", "native"]).set_default()
+    assert a.get_priority() == [] and b.get_priority() == []
+
+
+def test_unknown_op_names_get_close_matches(two_ops: tuple[IrOp, IrOp]) -> None:
+    with pytest.raises(
+        ValueError, match="unknown op 'scael' in priority config; did you mean 'scale'"
+    ):
+        IrOpPriorityConfig(scael=["native"])
+
+
 @pytest.mark.parametrize(
     ("build", "message"),
     [

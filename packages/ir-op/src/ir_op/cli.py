@@ -1,12 +1,19 @@
 """The ``ir-op`` command: what is installed, and why dispatch picks what it picks.
 
-``ir-op info [--json]`` and ``ir-op explain <op> --shape 8x4096 --dtype bfloat16``.
+``ir-op info [--json] [--check]`` and
+``ir-op explain <op> --shape 8x4096 --dtype bfloat16 [--arg name=value ...]``.
+
+``info --check`` is for gating a deployment: it exits 1 when a kernel set or platform plugin
+failed to load or ``IR_OP_PRIORITY`` is wrong (text that does not parse, an op or a provider
+that does not exist), listing each problem on stderr, and 0 on a healthy install.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -17,6 +24,7 @@ import torch
 
 import ir_op
 from ir_op import platforms
+from ir_op.defaults import env_priority_problems, unknown_op_message
 from ir_op.explain import explain
 from ir_op.op import IrOp
 
@@ -69,6 +77,15 @@ def collect_info() -> dict[str, Any]:
         }
         for name, e in sorted(errors.items())
     ]
+    problems = [
+        f"kernel set {name!r} failed to load: {type(e).__name__}: {e}"
+        for name, e in sorted(errors.items())
+    ]
+    problems += [
+        f"platform plugin {name!r} failed to load: {type(e).__name__}: {e}"
+        for name, e in sorted(platforms.platform_plugin_errors().items())
+    ]
+    problems += env_priority_problems()
     ops = []
     for name, op in sorted(IrOp.registry.items()):
         ops.append(
@@ -88,8 +105,8 @@ def collect_info() -> dict[str, Any]:
                     for p, impl in op.impls.items()
                 ],
                 "priority": {
-                    "eager": op.get_priority(),
-                    "compile": op.get_priority(compiling=True),
+                    "eager": _priority_or_error(op, compiling=False),
+                    "compile": _priority_or_error(op, compiling=True),
                 },
             }
         )
@@ -108,7 +125,17 @@ def collect_info() -> dict[str, Any]:
             n: f"{type(e).__name__}: {e}" for n, e in platforms.platform_plugin_errors().items()
         },
         "ops": ops,
+        "problems": problems,
     }
+
+
+def _priority_or_error(op: IrOp, compiling: bool) -> list[str] | str:
+    """The op's priority, or why it cannot have one (an ``IR_OP_PRIORITY`` entry naming a
+    provider it lacks): ``info`` shows every op even then, and lists the cause as a problem."""
+    try:
+        return op.get_priority(compiling=compiling)
+    except ValueError as e:
+        return f"error: {e}"
 
 
 def _format_info(info: dict[str, Any]) -> str:
@@ -149,11 +176,33 @@ def _format_info(info: dict[str, Any]) -> str:
             ]
             extra = f" [{', '.join(notes)}]" if notes else ""
             lines.append(f"      {prov['provider']:<10} {state}{extra}")
-        eager = ", ".join(op["priority"]["eager"]) or "(none set: native)"
-        compiled = ", ".join(op["priority"]["compile"]) or "(none set: native)"
-        lines.append(f"    priority eager:   {eager}")
-        lines.append(f"    priority compile: {compiled}")
+        lines.append(f"    priority eager:   {_format_priority(op['priority']['eager'])}")
+        lines.append(f"    priority compile: {_format_priority(op['priority']['compile'])}")
+    if info["problems"]:
+        lines.append("problems:")
+        lines += [f"  {problem}" for problem in info["problems"]]
     return "\n".join(lines)
+
+
+def _format_priority(priority: list[str] | str) -> str:
+    if isinstance(priority, str):
+        return priority
+    return ", ".join(priority) or "(none set: native)"
+
+
+def _info(args: argparse.Namespace) -> int:
+    data = collect_info()
+    print(json.dumps(data, indent=2) if args.json else _format_info(data))
+    if not args.check:
+        return 0
+    problems: list[str] = data["problems"]
+    if problems:
+        print(f"ir-op info --check: {len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    print("ir-op info --check: no problems", file=sys.stderr)
+    return 0
 
 
 def _parse_shape(text: str) -> tuple[int, int]:
@@ -173,22 +222,97 @@ def _describe_argument(name: str, value: Any) -> str:
     return f"{name}={value!r}"
 
 
+_SHAPED = ("num_tokens", "hidden_size", "dtype", "device")
+"""Input-generator parameters that ``--shape``, ``--dtype`` and the platform give."""
+
+
+def _parse_arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"--arg {text!r} is not NAME=VALUE, e.g. --arg head_size=128"
+        )
+    return name.strip(), value.strip()
+
+
+def _value_of(text: str) -> object:
+    """``text`` as the Python value it spells: a bool, None, an int, a float, a torch dtype by
+    name, else the string itself."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    dtype = getattr(torch, text, None)
+    return dtype if isinstance(dtype, torch.dtype) else text
+
+
+def _generator_options(op: IrOp, given: Sequence[tuple[str, str]]) -> dict[str, object]:
+    """``--arg`` values as keyword arguments of ``op``'s input generator, checked against its
+    parameters (and, where a parameter has a non-None default, that default's type)."""
+    generator = op._input_generator
+    if generator is None or not given:
+        return {}
+    parameters = inspect.signature(generator).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    valid = [
+        n
+        for n, p in parameters.items()
+        if n not in _SHAPED
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    ]
+    options: dict[str, object] = {}
+    for name, text in given:
+        if name in _SHAPED:
+            raise ValueError(
+                f"--arg {name}=...: {name} is set by --shape, --dtype and the platform"
+            )
+        if name not in valid and not takes_any:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"--arg {name}=...: the input generator of op {op.name!r} has no option {name!r}; "
+                f"{hint}options: {', '.join(valid) or '(none)'}"
+            )
+        if name in options:
+            raise ValueError(f"--arg {name}=... is given twice")
+        value = _value_of(text)
+        default = parameters[name].default if name in parameters else None
+        if default is None or default is inspect.Parameter.empty:
+            options[name] = value  # no default to tell the type by: the parsed value as it is
+            continue
+        if type(default) is float and type(value) is int:
+            value = float(value)
+        if type(value) is not type(default):
+            raise ValueError(
+                f"--arg {name}={text}: option {name!r} of op {op.name!r} takes a "
+                f"{type(default).__name__} (default {default!r}), got {value!r}"
+            )
+        options[name] = value
+    return options
+
+
 def _explain(args: argparse.Namespace) -> int:
+    # Kernel sets may define ops: load them before looking the op up.
+    platforms.ensure_kernels_loaded()
     op = IrOp.registry.get(args.op)
     if op is None:
-        known = ", ".join(sorted(IrOp.registry))
-        print(
-            f"ir-op explain: unknown op {args.op!r}; registered ops: {known}",
-            file=sys.stderr,
-        )
+        print(f"ir-op explain: {unknown_op_message(args.op, 'ir-op explain')}", file=sys.stderr)
         return 2
     platform = platforms.current_platform()
     num_tokens, hidden_size = args.shape
+    options = _generator_options(op, args.arg)
     inputs = op.generate_inputs(
         num_tokens=num_tokens,
         hidden_size=hidden_size,
         dtype=getattr(torch, args.dtype),
         device=platform.tensor_device,
+        **options,
     )
     priority = [p.strip() for p in args.priority.split(",")] if args.priority else None
     decisions = explain(op, inputs, priority=priority)
@@ -214,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
         "info", help="platform, kernel sets, and every op's providers and priority"
     )
     info.add_argument("--json", action="store_true", help="print JSON for machines")
+    info.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1, listing the problems, when a kernel set failed to load or IR_OP_PRIORITY "
+        "names an unknown op or provider (for gating a deployment)",
+    )
     ex = sub.add_parser(
         "explain", help="which provider dispatch picks for generated inputs, and why"
     )
@@ -223,6 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--priority", help="comma-separated providers to try instead of the current priority"
     )
+    ex.add_argument(
+        "--arg",
+        type=_parse_arg,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an option of the op's input generator, e.g. head_size=128 (repeatable; ints, "
+        "floats, true/false, none and torch dtype names are parsed)",
+    )
     return parser
 
 
@@ -230,9 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "info":
-            data = collect_info()
-            print(json.dumps(data, indent=2) if args.json else _format_info(data))
-            return 0
+            return _info(args)
         return _explain(args)
     except (ValueError, TypeError, RuntimeError) as e:
         print(f"ir-op {args.command}: {e}", file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, TypeVar, overload
 
 import torch
 
+from ir_op import _loading
 from ir_op._logging import logger, warning_once
 from ir_op.composite import CompositeImpl, Composition
 from ir_op.impl import IrOpImpl, Supported, SupportsArgs, UnsupportedReason
@@ -234,6 +235,7 @@ class IrOp:
                 f"(reserved: {', '.join(RESERVED_PROVIDERS)})"
             )
         if provider in self.impls:
+            _loading.provider_taken(self, provider)  # a kernel set loading: names both owners
             raise ValueError(f"op {self.name!r}: provider {provider!r} is already registered")
         if not isinstance(supported, bool) and not callable(supported):
             raise TypeError(
@@ -267,6 +269,7 @@ class IrOp:
         def decorator(fn: Callable[..., Any]) -> IrOpImpl:
             self.signature.check_impl(fn, provider)
             if provider in self.impls:
+                _loading.provider_taken(self, provider)
                 raise ValueError(f"op {self.name!r}: provider {provider!r} is already registered")
             impl = IrOpImpl(
                 self,
@@ -279,6 +282,7 @@ class IrOp:
                 functional=functional,
             )
             self.impls[provider] = impl
+            _loading.impl_registered(self, provider)  # so a failed kernel set can take it back
             self._impls_changed(provider)
             return impl
 
@@ -694,6 +698,7 @@ def register_op(
         cls = IrOpInplace if allow_inplace else IrOp
         op = cls(op_name, fn, activations, schema=schema, composite_of=composite_of)
         IrOp.registry[op_name] = op
+        _loading.op_registered(op)
         return op
 
     if f is not None:

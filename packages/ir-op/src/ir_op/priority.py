@@ -1,8 +1,14 @@
 """``IrOpPriorityConfig``: provider priorities for many ops at once.
 
 A read-only mapping from op name to a tuple of provider names. Op names are checked against the
-registry when a config is built; provider names when it is applied, because kernel sets load
-lazily and may not have registered their providers yet.
+registry when a config is built, and a name the registry lacks is looked up again after the
+kernel sets load (they may define ops), so a config is accepted or refused the same before and
+after loading. Provider names are checked when it is applied, because kernel sets load lazily
+and may not have registered their providers yet.
+
+Entries that :meth:`IrOpPriorityConfig.with_default` fills in from its shared default work as a
+platform's defaults do: when applied, an op skips the providers it does not have (an op left
+with none is left as it is). Entries given by name must name providers the op has.
 
 Text form (``IR_OP_PRIORITY``, :meth:`IrOpPriorityConfig.parse`, ``str(config)``)::
 
@@ -18,6 +24,7 @@ or a JSON object ``{"rms_norm": ["cuda", "native"]}``. Spaces are ignored.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import hashlib
 import json
 import os
@@ -91,12 +98,19 @@ def parse_priority_text(text: str, *, source: str = "priority text") -> dict[str
 
 
 def _check_ops(names: Sequence[str]) -> None:
-    registered = IrOp.registry
-    for name in names:
-        if name not in registered:
+    missing = [name for name in names if name not in IrOp.registry]
+    if not missing:
+        return
+    from ir_op.platforms import ensure_kernels_loaded  # late: platforms build on this module
+
+    ensure_kernels_loaded()  # a kernel set may define the op; checked the same before and after
+    for name in missing:
+        if name not in IrOp.registry:
+            close = difflib.get_close_matches(name, list(IrOp.registry), n=3)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
             raise ValueError(
-                f"unknown op {name!r} in priority config; registered ops: "
-                f"{', '.join(sorted(registered)) or '(none)'}"
+                f"unknown op {name!r} in priority config; {hint}registered ops: "
+                f"{', '.join(sorted(IrOp.registry)) or '(none)'}"
             )
 
 
@@ -114,13 +128,15 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
     ``IrOpPriorityConfig(rms_norm=["cuda", "native"], fused_add_rms_norm="native")``
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_shared")
 
     def __init__(self, **priorities: ProviderList) -> None:
         entries = {op: _providers(op, value) for op, value in priorities.items()}
         _check_ops(list(entries))
         _check_unfused(entries)
         self._entries: dict[str, tuple[str, ...]] = entries
+        self._shared: frozenset[str] = frozenset()
+        """Ops whose entry came from ``with_default``'s shared default: missing providers skip."""
 
     # -- construction --------------------------------------------------------------------------
 
@@ -154,15 +170,26 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
         with nothing gets no entry). So
         ``with_default(["cuda", "native"])`` runs a composite op's fused cuda kernel where there
         is one, else its components' kernels. Keyword entries are taken as given.
+
+        The kernel sets are loaded first, so "every registered op" includes the ops they
+        define. Like a platform default, the shared default is applied to each op without the
+        providers the op lacks: ``with_default(["cuda", "native"]).set_default()`` gives an op
+        with no ``cuda`` provider ``["native"]``, and skips an op left with nothing.
         """
+        from ir_op.platforms import ensure_kernels_loaded
+
         shared = _providers("(default)", default)
+        ensure_kernels_loaded()
         merged: dict[str, ProviderList] = {}
         for name, op in IrOp.registry.items():
             share = shared_default(op, shared)
             if share:  # empty for an op that is not composite when default is ["unfused"]
                 merged[name] = share
+        from_default = frozenset(merged) - frozenset(priorities)
         merged.update(priorities)
-        return cls(**merged)
+        config = cls(**merged)
+        config._shared = from_default
+        return config
 
     # -- mapping -------------------------------------------------------------------------------
 
@@ -189,6 +216,19 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
         _check_ops(list(self._entries))  # an op may have left the registry since (tests)
         return [IrOp.registry[name] for name in self._entries]
 
+    def _applied(self) -> list[tuple[IrOp, tuple[str, ...]]]:
+        """Each op with the providers it is given: a shared-default entry without the providers
+        its op lacks (left out when none remain), any other entry as it is."""
+        applied: list[tuple[IrOp, tuple[str, ...]]] = []
+        for op in self._ops():
+            providers = self._entries[op.name]
+            if op.name in self._shared:
+                providers = tuple(p for p in providers if p in op.impls)
+                if not providers:
+                    continue
+            applied.append((op, providers))
+        return applied
+
     def set_default(self) -> None:
         """Set every listed op's priority for the rest of the process.
 
@@ -197,9 +237,9 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
         from ir_op.platforms import ensure_kernels_loaded
 
         ensure_kernels_loaded()
-        ops = self._ops()
-        filtered = [op._filter_priority(self._entries[op.name]) for op in ops]
-        for op, impls in zip(ops, filtered, strict=False):
+        applied = self._applied()
+        filtered = [op._filter_priority(providers) for op, providers in applied]
+        for (op, _), impls in zip(applied, filtered, strict=True):
             op._restore_priority_state((impls, True))
 
     @contextlib.contextmanager
@@ -208,8 +248,9 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
         from ir_op.platforms import ensure_kernels_loaded
 
         ensure_kernels_loaded()
-        ops = self._ops()
-        filtered = [op._filter_priority(self._entries[op.name]) for op in ops]
+        applied = self._applied()
+        ops = [op for op, _ in applied]
+        filtered = [op._filter_priority(providers) for op, providers in applied]
         saved = [op._priority_state() for op in ops]
         for op, impls in zip(ops, filtered, strict=False):
             op._restore_priority_state((impls, True))
@@ -228,8 +269,7 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
 
         ensure_kernels_loaded()
         payload: list[Any] = []
-        for op in sorted(self._ops(), key=lambda o: o.name):
-            providers = self._entries[op.name]
+        for op, providers in sorted(self._applied(), key=lambda entry: entry[0].name):
             uuids = []
             for p in providers:
                 impl = op.impls.get(p)
