@@ -10,8 +10,10 @@ import torch
 from torch import Tensor
 from torch.fx.experimental.proxy_tensor import make_fx
 
+import ir_compile
 from ir_compile.passes.clone_elimination import CloneEliminationPass, may_overlap
 from ir_compile.testing import ir_graph, run_graph
+from ir_op import IrOp, register_op
 
 
 def clones(gm: torch.fx.GraphModule) -> list[str]:
@@ -434,3 +436,53 @@ def test_written_clones_are_decided_before_read_only_ones() -> None:
     assert elimination.removed == ["clone_1"]
     assert elimination.kept == {"clone": "source written later"}
     check_same_results(gm, fn, *x_and_y())
+
+
+def test_a_clone_whose_written_clone_was_removed_is_decided_as_written() -> None:
+    def fn(x: Tensor, y: Tensor) -> Tensor:
+        first = x.clone()  # read-only until `second` goes: `mul_` then writes `first`
+        second = first.clone()
+        second.mul_(2)
+        return second + y
+
+    gm, elimination = eliminate(fn, *x_and_y())
+    assert elimination.removed == ["clone_1"]
+    assert elimination.kept == {"clone": "undonated graph input"}
+    x, y = x_and_y()
+    torch.testing.assert_close(run_graph(gm, x, y), fn(x.clone(), y))
+    torch.testing.assert_close(x, x_and_y()[0])  # the caller's tensor is not written
+
+    def intermediate(x: Tensor, y: Tensor) -> Tensor:
+        return fn(x + 1, y)
+
+    gm, elimination = eliminate(intermediate, *x_and_y())
+    assert clones(gm) == [] and elimination.kept == {}
+    check_same_results(gm, intermediate, *x_and_y())
+
+
+def test_a_conjugating_clone_is_kept() -> None:
+    def fn(x: Tensor) -> Tensor:
+        return (x * 1j).conj().clone() * 2
+
+    gm = ir_graph(fn, torch.randn(4, 3))
+    elimination = CloneEliminationPass()
+    elimination(gm.graph)
+    assert list(elimination.kept.values()) == ["layout"]
+
+
+def test_a_compile_removes_the_read_only_clones_of_a_lowered_implementation(
+    isolated: dict[str, IrOp], compiling: None
+) -> None:
+    @register_op
+    def doubled(x: Tensor) -> Tensor:
+        snapshot = x.clone()  # traced into the graph by the lowering, after Inductor's noop pass
+        return snapshot * 2 + snapshot
+
+    def model(x: Tensor, y: Tensor) -> Tensor:
+        return doubled(x + y)
+
+    x, y = x_and_y()
+    backend = ir_compile.backend()
+    torch.testing.assert_close(torch.compile(model, backend=backend)(x, y), model(x, y))
+    assert backend.report.providers_of("doubled") == {"native"}
+    assert backend.report.clones_removed == 1 and backend.report.clones_kept == {}

@@ -8,8 +8,9 @@ stays and :attr:`CloneEliminationPass.kept` names the rule.
 
 **Written clones** (some node writes ``c`` or a view of it), replaced unless:
 
-- ``layout``: ``c``'s shape, strides or dtype differ from ``x``'s, or it was asked for a memory
-  format: the implementation may need the clone's layout.
+- ``layout``: ``c``'s shape, strides, dtype or device differ from ``x``'s (or its conjugate or
+  negative bit: the clone then computes), or it was asked for a memory format: the
+  implementation may need the clone's layout.
 - ``undonated graph input``: ``x`` (or the tensor it is a view of) is an input of the graph that
   was not donated (see :class:`~ir_compile.passes.inplace.InplaceFunctionalizationPass`): the
   caller still owns it. Inputs of a nested region are never donated, nor are constants.
@@ -37,7 +38,8 @@ nobody writes ``x``, so readers of ``c`` may read ``x``, unless:
   16 bytes: the clone is a fresh, aligned allocation, which kernels reading it may rely on.
 
 Removal happens in graph order, and each removal is seen by the next decision (its readers then
-read ``x``), so chains ``clone(clone(x))`` collapse to ``x`` and several clones of one ``x`` go
+read ``x``, its writers write ``x``: a clone whose written clone was removed is decided as a
+written clone), so chains ``clone(clone(x))`` collapse to ``x`` and several clones of one ``x`` go
 one by one as long as the rules hold for each. Written clones are decided first: letting an
 in-place kernel write its input saves a copy that Inductor cannot fuse away, whereas a read-only
 clone that stays is often fused into its readers.
@@ -136,6 +138,9 @@ def _same_layout(a: object, b: object) -> bool:
         statically_known_true(sym_eq(a.shape, b.shape))
         and statically_known_true(sym_eq(a.stride(), b.stride()))
         and a.dtype == b.dtype
+        and a.device == b.device
+        and a.is_conj() == b.is_conj()  # a clone resolving a lazy conjugate or negation
+        and a.is_neg() == b.is_neg()  # is a computation, not a copy
     )
 
 
@@ -234,7 +239,14 @@ class CloneEliminationPass:
         for clone in read_only:
             source = clone.args[0]  # read now: an earlier removal may have replaced it
             assert isinstance(source, Node)
-            reason = self._read_only_keep_reason(graph, clone, source, aliases, position)
+            # A removed written clone of this one made its writer write this one.
+            first_write = _first_write(clone, aliases, position)
+            if first_write is None:
+                reason = self._read_only_keep_reason(graph, clone, source, aliases, position)
+            else:
+                reason = self._keep_reason(
+                    graph, clone, source, first_write, aliases, position, donated_inputs
+                )
             if reason is not None:
                 self.kept[clone.name] = reason
                 continue
