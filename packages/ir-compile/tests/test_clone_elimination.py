@@ -479,7 +479,8 @@ def test_a_compile_removes_the_read_only_clones_of_a_lowered_implementation(
         return snapshot * 2 + snapshot
 
     def model(x: Tensor, y: Tensor) -> Tensor:
-        return doubled(x + y)
+        out: Tensor = doubled(x + y)
+        return out
 
     x, y = x_and_y()
     backend = ir_compile.backend()
