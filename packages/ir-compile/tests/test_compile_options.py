@@ -15,7 +15,7 @@ from torch._inductor.custom_graph_pass import CustomGraphPass
 import ir_compile
 from ir_compile import compile_options
 from ir_compile.fx_utils import ir_calls
-from ir_compile.pass_manager import ChainedPass
+from ir_compile.pass_manager import ChainedPass, IrPassManager
 from ir_op import ops
 
 WATCHED = ("triton.cudagraphs", "max_autotune", "coordinate_descent_tuning", "max_fusion_size")
@@ -200,7 +200,11 @@ def test_torch_compile_mode_is_passed_to_the_backend(compiling: None) -> None:
     torch._dynamo.reset()
     plain = ir_compile.backend()
     compiled = torch.compile(model, backend=plain, mode="max-autotune-no-cudagraphs")
-    torch.testing.assert_close(compiled(x, w), model(x, w))
+    with inductor_config.patch(post_grad_custom_pre_pass=probe):  # to watch the config only
+        torch.testing.assert_close(compiled(x, w), model(x, w))
+    assert probe.seen[-1]["max_autotune"] is True
+    assert probe.seen[-1]["coordinate_descent_tuning"] is True
+    assert probe.seen[-1]["triton.cudagraphs"] is False
     assert plain.compiles == 1 and plain.report.providers_of("rms_norm")
     assert inductor_config.max_autotune is False
 
@@ -215,3 +219,11 @@ def test_install_adds_the_options_to_an_engines_config() -> None:
     with pytest.raises(ValueError, match="already has triton.cudagraphs=False"):
         ir_compile.install(engine, mode="reduce-overhead")
     assert engine == {"triton.cudagraphs": False}
+
+
+def test_the_compiler_config_shows_the_options_and_the_passes() -> None:
+    backend = ir_compile.backend(mode="reduce-overhead")
+    config = backend.get_compiler_config()
+    assert config["triton.cudagraphs"] is True
+    assert isinstance(config["post_grad_custom_post_pass"], IrPassManager)  # a copy
+    assert inductor_config.triton.cudagraphs is False

@@ -95,6 +95,15 @@ class IrCompileBackend:
             )
         return given
 
+    def get_compiler_config(self) -> dict[str, Any]:
+        """Inductor's config as this backend's compiles see it (a copy; Dynamo's
+        ``torch._dynamo.optimize(this)`` exposes it as ``get_compiler_config()`` of what it
+        returns)."""
+        from torch._inductor.compile_fx import get_patched_config_dict
+
+        config: dict[str, Any] = get_patched_config_dict(config_patches=self.config_patches())
+        return config
+
     def reset(self) -> None:
         """Called by ``torch._dynamo.reset()``: drops the CUDA graph trees when this backend may
         have recorded some (as torch's Inductor backend does)."""
