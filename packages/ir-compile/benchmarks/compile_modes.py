@@ -43,23 +43,26 @@ NORM_OPS = ("rms_norm", "fused_add_rms_norm")
 ALL_OPS = (*NORM_OPS, "silu_and_mul")
 
 
-class Stack(torch.nn.Module):
-    def __init__(self, layers: int, hidden: int, intermediate: int, dtype: torch.dtype) -> None:
+class Layer(torch.nn.Module):
+    def __init__(self, hidden: int, intermediate: int, dtype: torch.dtype) -> None:
         super().__init__()
 
         def weight(rows: int, cols: int) -> torch.nn.Parameter:
             return torch.nn.Parameter(torch.randn(rows, cols, dtype=dtype) / cols**0.5, False)
 
-        self.layers = torch.nn.ModuleList()
-        for _ in range(layers):
-            layer = torch.nn.Module()
-            layer.norm_in = torch.nn.Parameter(torch.rand(hidden, dtype=dtype) + 0.5, False)
-            layer.norm_post = torch.nn.Parameter(torch.rand(hidden, dtype=dtype) + 0.5, False)
-            layer.qkv = weight(hidden * 3 // 2, hidden)
-            layer.out = weight(hidden, hidden * 3 // 2)
-            layer.gate_up = weight(2 * intermediate, hidden)
-            layer.down = weight(hidden, intermediate)
-            self.layers.append(layer)
+        self.norm_in = torch.nn.Parameter(torch.rand(hidden, dtype=dtype) + 0.5, False)
+        self.norm_post = torch.nn.Parameter(torch.rand(hidden, dtype=dtype) + 0.5, False)
+        self.qkv = weight(hidden * 3 // 2, hidden)
+        self.out = weight(hidden, hidden * 3 // 2)
+        self.gate_up = weight(2 * intermediate, hidden)
+        self.down = weight(hidden, intermediate)
+
+
+class Stack(torch.nn.Module):
+    def __init__(self, layers: int, hidden: int, intermediate: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.layers = [Layer(hidden, intermediate, dtype) for _ in range(layers)]
+        self.registered = torch.nn.ModuleList(self.layers)  # parameters move with .to()
 
     def forward(self, x: Tensor) -> Tensor:
         residual = torch.zeros_like(x)
