@@ -4,7 +4,8 @@ The compiled graph keeps one opaque node per IR op (torch wrap on); fusion passe
 across ops whatever their providers, and a late lowering pass replaces each node by the traced
 implementation of the provider its dispatch selects. Entry points:
 
-- ``torch.compile(model, backend=ir_compile.backend(priority=None, fusions=None))``;
+- ``torch.compile(model, backend=ir_compile.backend(priority=None, fusions=None, mode=None,
+  options=None))`` (``mode`` and ``options`` as ``torch.compile`` knows them);
 - :func:`install` for engines that own their Inductor config.
 
 ``import ir_compile`` arms Inductor's fallback allow-list for the IR namespaces

@@ -34,7 +34,7 @@ def ir_graph(fn: Callable[..., Any], *args: Any, dynamic: bool = False) -> torch
 
 def run_graph(graph_module: torch.fx.GraphModule, *args: Any) -> Any:
     """Regenerate ``graph_module``'s code from its (changed) graph and run it on ``args``."""
-    graph_module.graph.lint()  # type: ignore[no-untyped-call]
+    graph_module.graph.lint()  # type: ignore[no-untyped-call,unused-ignore]
     graph_module.recompile()
     return graph_module(*args)
 

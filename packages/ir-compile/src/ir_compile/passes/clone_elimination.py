@@ -1,11 +1,15 @@
-"""``CloneEliminationPass``: let in-place implementations write into their inputs again.
+"""``CloneEliminationPass``: remove the clones the lowered graph does not need.
 
-In the functional graph an IR op's in-place provider is reached through its functional form,
-which clones each activation and writes the clone. After lowering, such a clone ``c = clone(x)``
-is written by some node; replacing ``c`` by ``x`` saves the copy. That is safe unless one of
-these holds, in which case the clone stays (:attr:`CloneEliminationPass.kept` says which):
+Two kinds of clones reach it. In the functional graph an IR op's in-place provider is reached
+through its functional form, which clones each activation and writes the clone; and models,
+decompositions and traced implementations clone values that nothing writes afterwards. A clone
+``c = clone(x)`` is removed by replacing ``c`` by ``x``; when a rule below forbids that, the clone
+stays and :attr:`CloneEliminationPass.kept` names the rule.
 
-- ``layout``: ``c``'s strides differ from ``x``'s (or it was asked for a memory format): the
+**Written clones** (some node writes ``c`` or a view of it), replaced unless:
+
+- ``layout``: ``c``'s shape, strides, dtype or device differ from ``x``'s (or its conjugate or
+  negative bit: the clone then computes), or it was asked for a memory format: the
   implementation may need the clone's layout.
 - ``undonated graph input``: ``x`` (or the tensor it is a view of) is an input of the graph that
   was not donated (see :class:`~ir_compile.passes.inplace.InplaceFunctionalizationPass`): the
@@ -15,7 +19,31 @@ these holds, in which case the clone stays (:attr:`CloneEliminationPass.kept` sa
 - ``snapshot returned``: ``c`` (or a view of it) is returned by the graph while ``x`` (or a
   tensor overlapping it) is a graph input or is returned too: the outputs would alias.
 
-Clones that nothing writes are left to Inductor, which fuses them into their readers.
+**Read-only clones** (nothing writes ``c`` or a view of it; as vLLM's pass removes them, under
+rules that keep the graph's meaning): ``c`` and ``x`` then hold the same values for as long as
+nobody writes ``x``, so readers of ``c`` may read ``x``, unless:
+
+- ``layout``: as above (a reader may depend on the clone's layout).
+- ``unknown writer``: a user of ``c`` (or a view of it) is a node whose writes the pass cannot
+  read off a schema (a higher-order operator other than the functional ones, a Python
+  callable), so ``c`` may be written after all.
+- ``source written later``: a node writes ``x``, or memory that may overlap it, after the clone,
+  and ``c`` (or a view of it) is used at or after that write: the reader would see the new values
+  instead of the snapshot. (Writes before the clone, or after the last use of ``c``, are fine.)
+  A node whose writes are unknown (see above) counts as writing each tensor it takes.
+- ``snapshot returned``: ``c`` (or a view of it) is returned while a tensor sharing ``x``'s
+  storage is a graph input, a constant, or returned too: the caller would get an alias of its
+  input, of a parameter or of another output where it was promised a tensor of its own.
+- ``unaligned view``: ``x`` is a view starting at an offset that is not a known multiple of
+  16 bytes: the clone is a fresh, aligned allocation, which kernels reading it may rely on.
+
+Removal happens in graph order, and each removal is seen by the next decision (its readers then
+read ``x``, its writers write ``x``: a clone whose written clone was removed is decided as a
+written clone), so chains ``clone(clone(x))`` collapse to ``x`` and several clones of one ``x`` go
+one by one as long as the rules hold for each. Written clones are decided first: letting an
+in-place kernel write its input saves a copy that Inductor cannot fuse away, whereas a read-only
+clone that stays is often fused into its readers.
+
 Overlap is decided from the fake values: views of one storage overlap unless both have static
 row layouts whose column ranges are disjoint (as the query, key and value slices of one fused
 projection are).
@@ -24,6 +52,7 @@ projection are).
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Collection
 
 import torch
@@ -41,6 +70,20 @@ from ir_compile.fx_utils import (
 logger = logging.getLogger(__name__)
 
 _PRESERVE_FORMATS = (None, torch.preserve_format)
+
+_ALIGNMENT_BYTES = 16
+"""The alignment a fresh allocation has and that a view must keep to stand in for a clone
+(Inductor's own alignment assumption for tensors, ``GPU_ALIGN_BYTES``)."""
+
+_FUNCTIONAL_HIGHER_ORDER_OPS = frozenset(
+    {
+        "auto_functionalized",
+        "auto_functionalized_v2",
+        "triton_kernel_wrapper_functional",
+        "invoke_subgraph",
+    }
+)
+"""Higher-order operators that never write their tensor arguments (functional forms)."""
 
 
 class _Aliases:
@@ -95,6 +138,9 @@ def _same_layout(a: object, b: object) -> bool:
         statically_known_true(sym_eq(a.shape, b.shape))
         and statically_known_true(sym_eq(a.stride(), b.stride()))
         and a.dtype == b.dtype
+        and a.device == b.device
+        and a.is_conj() == b.is_conj()  # a clone resolving a lazy conjugate or negation
+        and a.is_neg() == b.is_neg()  # is a computation, not a copy
     )
 
 
@@ -175,11 +221,13 @@ class CloneEliminationPass:
         self.removed, self.kept = [], {}
         aliases = _Aliases(graph)
         position = position_of(graph)  # erasing nodes keeps the others' relative order
+        read_only: list[Node] = []
         for clone in [n for n in graph.nodes if _is_clone(n)]:
             source = clone.args[0]
             assert isinstance(source, Node)
             first_write = _first_write(clone, aliases, position)
             if first_write is None:
+                read_only.append(clone)
                 continue
             reason = self._keep_reason(
                 graph, clone, source, first_write, aliases, position, donated_inputs
@@ -187,10 +235,22 @@ class CloneEliminationPass:
             if reason is not None:
                 self.kept[clone.name] = reason
                 continue
-            clone.replace_all_uses_with(source)
-            aliases.merge(source, clone)
-            graph.erase_node(clone)
-            self.removed.append(clone.name)
+            self._remove(graph, clone, source, aliases)
+        for clone in read_only:
+            source = clone.args[0]  # read now: an earlier removal may have replaced it
+            assert isinstance(source, Node)
+            # A removed written clone of this one made its writer write this one.
+            first_write = _first_write(clone, aliases, position)
+            if first_write is None:
+                reason = self._read_only_keep_reason(graph, clone, source, aliases, position)
+            else:
+                reason = self._keep_reason(
+                    graph, clone, source, first_write, aliases, position, donated_inputs
+                )
+            if reason is not None:
+                self.kept[clone.name] = reason
+                continue
+            self._remove(graph, clone, source, aliases)
         if self.removed or self.kept:
             logger.info(
                 "CloneEliminationPass: removed %d clone(s), kept %d (%s)",
@@ -198,6 +258,56 @@ class CloneEliminationPass:
                 len(self.kept),
                 ", ".join(f"{k}: {v}" for k, v in self.kept.items()) or "none",
             )
+
+    def _remove(self, graph: Graph, clone: Node, source: Node, aliases: _Aliases) -> None:
+        clone.replace_all_uses_with(source)
+        aliases.merge(source, clone)
+        graph.erase_node(clone)
+        self.removed.append(clone.name)
+
+    @staticmethod
+    def _read_only_keep_reason(
+        graph: Graph,
+        clone: Node,
+        source: Node,
+        aliases: _Aliases,
+        position: dict[Node, int],
+    ) -> str | None:
+        """Why a clone that no node writes (by schema) must stay, or ``None``."""
+        if clone.kwargs.get("memory_format") not in _PRESERVE_FORMATS or not _same_layout(
+            fake_value(clone), fake_value(source)
+        ):
+            return "layout"
+        clone_members = aliases.members(clone)
+        readers = [user for member in clone_members for user in member.users]
+        if any(_writes_unknown(user) for user in readers):
+            return "unknown writer"
+        source_value = fake_value(source)
+        overlapping = [
+            n
+            for n in aliases.members(source)
+            if n is source or may_overlap(fake_value(n), source_value)
+        ]
+        clone_at = position[clone]
+        writes = [
+            position[user]
+            for alias in overlapping
+            for user in alias.users
+            if position[user] > clone_at
+            and (alias in written_arguments(user) or _writes_unknown(user))
+        ]
+        if writes:
+            first = min(writes)
+            if any(position[user] >= first for user in readers):
+                return "source written later"
+        returned = output_nodes(graph)
+        if any(n in returned for n in clone_members):
+            for node in aliases.members(source):
+                if node.op in ("placeholder", "get_attr") or node in returned:
+                    return "snapshot returned"
+        if not _aligned(source_value):
+            return "unaligned view"
+        return None
 
     @staticmethod
     def _keep_reason(
@@ -235,6 +345,30 @@ class CloneEliminationPass:
         if clone_returned and source_exposed:
             return "snapshot returned"
         return None
+
+
+def _writes_unknown(node: Node) -> bool:
+    """Whether ``node`` may write its tensor arguments in ways no schema states."""
+    if node.op in ("placeholder", "get_attr", "output"):
+        return False
+    if node.op != "call_function":
+        return True  # call_module / call_method: not in Inductor's graphs, unknown
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload) or target is operator.getitem:
+        return False
+    if isinstance(target, torch._ops.HigherOrderOperator):
+        return target.name() not in _FUNCTIONAL_HIGHER_ORDER_OPS  # type: ignore[no-untyped-call]
+    return True
+
+
+def _aligned(value: object) -> bool:
+    """Whether ``value`` starts at a known multiple of :data:`_ALIGNMENT_BYTES` in its storage."""
+    if not isinstance(value, torch.Tensor):
+        return False
+    offset = value.storage_offset()
+    if not isinstance(offset, int):
+        return bool(statically_known_true(offset == 0))
+    return (offset * value.element_size()) % _ALIGNMENT_BYTES == 0
 
 
 def _first_write(clone: Node, aliases: _Aliases, position: dict[Node, int]) -> Node | None:
