@@ -46,6 +46,9 @@ def _config(family: str) -> Any:
         return t.Qwen2Config(**SMALL)
     if family == "qwen3":
         return t.Qwen3Config(**SMALL)
+    if family == "phi3":  # gate and up already in one gate_up_proj
+        phi3 = {k: v for k, v in SMALL.items() if k != "head_dim"}
+        return t.Phi3Config(**phi3, pad_token_id=0, bos_token_id=1, eos_token_id=2)
     if family == "gemma2":
         return t.Gemma2Config(**SMALL, hidden_activation="gelu_pytorch_tanh")
     if family == "gemma3":
@@ -60,6 +63,7 @@ def _model_class(family: str) -> type[nn.Module]:
         "mistral": t.MistralForCausalLM,
         "qwen2": t.Qwen2ForCausalLM,
         "qwen3": t.Qwen3ForCausalLM,
+        "phi3": t.Phi3ForCausalLM,
         "gemma2": t.Gemma2ForCausalLM,
         "gemma3": t.Gemma3ForCausalLM,
     }[family]
@@ -83,7 +87,9 @@ def make_model(family: str, dtype: torch.dtype = torch.float32, seed: int = 0) -
 
 # The emulated kernel sets run every kernel in Triton's interpreter: two families cover them.
 FAMILIES = (
-    ["llama", "qwen3"] if EMULATED else ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3"]
+    ["llama", "qwen3"]
+    if EMULATED
+    else ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma2", "gemma3"]
 )
 
 
@@ -239,6 +245,21 @@ def test_kernelize_twice_changes_nothing_more() -> None:
     second = kernelize(model)
     assert second == first
     assert (mlp.forward, mlp.__dict__["_ir_gate_up_weight"], model.model.norm.forward) == state
+
+
+def test_a_deep_copy_of_a_kernelized_model_runs_on_its_own_weights() -> None:
+    model = make_model("llama")
+    ids = _ids()
+    kernelize(model)
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.zero_()  # the original only
+    mlp = clone.model.layers[0].mlp
+    assert mlp.forward.__self__ is mlp
+    assert_logits_close(_logits(clone, ids), _logits(make_model("llama"), ids))
+    assert mlp.gate_proj.weight.untyped_storage().data_ptr() == (
+        mlp.__dict__["_ir_gate_up_weight"].data_ptr()
+    )
 
 
 def test_moving_the_model_keeps_one_fused_copy() -> None:

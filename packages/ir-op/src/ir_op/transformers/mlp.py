@@ -63,9 +63,17 @@ def _child(module: nn.Module, name: str) -> nn.Module:
 
 
 def _gated(module: nn.Module, gate_up: Tensor) -> Tensor:
-    """The down projection of the fused activation of ``[gate | up]``."""
-    activation: Callable[[Tensor], Tensor] = module.__dict__["_ir_gated_activation"]
-    out: Tensor = _child(module, "down_proj")(activation(gate_up))
+    """The down projection of the fused activation of ``[gate | up]``.
+
+    The module holds the GELU mode as a string (``None`` for SiLU), not the op object: a
+    ``copy.deepcopy`` of the model must not copy the op.
+    """
+    approximate: str | None = module.__dict__["_ir_gelu_approximate"]
+    if approximate is None:
+        activated: Tensor = silu_and_mul(gate_up)
+    else:
+        activated = gelu_and_mul(gate_up, approximate)
+    out: Tensor = _child(module, "down_proj")(activated)
     return out
 
 
@@ -123,13 +131,6 @@ def fuse_gate_up(module: nn.Module) -> None:
     module.__dict__["_ir_gate_up_pointers"] = _pointers(_gate_up_tensors(module))
 
 
-def _activation(form: MlpForm) -> Callable[[Tensor], Tensor]:
-    if form.activation == "silu":
-        return silu_and_mul
-    approximate = form.approximate
-    return lambda x: gelu_and_mul(x, approximate)
-
-
 def _stock_forward(module: nn.Module, x: Tensor) -> Tensor:
     out: Tensor = type(module).forward(module, x)
     return out
@@ -163,7 +164,9 @@ def _apply_and_refuse(
 def patch_mlp(module: nn.Module, form: MlpForm) -> None:
     """Route ``module`` (recognized as ``form``) through one gate-and-up GEMM and the fused
     activation op, in place."""
-    module.__dict__["_ir_gated_activation"] = _activation(form)
+    module.__dict__["_ir_gelu_approximate"] = (
+        None if form.activation == "silu" else form.approximate
+    )
     forward: Callable[[nn.Module, Tensor], Tensor] = _fused_linear_forward
     if not form.fused_input:
         fuse_gate_up(module)
