@@ -114,6 +114,8 @@ BLOCKS = python_blocks(GUIDE.read_text())
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, tuple[int, str]]:
+    if not hasattr(os, "fork"):
+        pytest.skip("the runner forks a process per block")
     return run_blocks([b for b in BLOCKS if not b.missing()])
 
 
@@ -131,6 +133,7 @@ def test_guide_block_runs(block: Block, results: dict[str, tuple[int, str]]) -> 
     assert status == 0, f"{block.name} failed:\n{output}"
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the runner forks a process per block")
 def test_runner_reports_each_block() -> None:
     # The harness itself must be able to fail, and blocks must not see each other's state.
     text = (
