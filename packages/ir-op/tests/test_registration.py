@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 from torch import Tensor
 
 from ir_op import IrOp, IrOpInplace, library, register_op
+from ir_op.library import use_namespace
 
 
 def scale(x: Tensor, factor: float, bias: Tensor | None = None) -> Tensor:
@@ -232,3 +235,20 @@ def test_input_generator_and_tolerances(isolated: dict[str, IrOp]) -> None:
     with pytest.raises(TypeError, match="expected a torch.dtype"):
         op.override_tolerance("float32", atol=1, rtol=0)  # type: ignore[arg-type]
     assert op.get_tolerance(torch.float32) == {"atol": 1e-5, "rtol": 1.3e-6}
+
+
+def test_an_op_keeps_its_operator_after_its_namespace_block(isolated: dict[str, IrOp]) -> None:
+    """Torch drops a library's operators when the library is collected; ``use_namespace``
+    creates one per block, so the op must keep it alive (it once failed with an internal
+    assert about a missing schema once the block's library was gone)."""
+    with use_namespace("ir_test_kept_alive"):
+
+        @register_op
+        def kept_double(x: Tensor) -> Tensor:
+            return x * 2
+
+    gc.collect()
+    assert torch.equal(kept_double(torch.ones(2)), torch.full((2,), 2.0))
+    assert torch.equal(
+        torch.ops.ir_test_kept_alive.kept_double(torch.ones(2)), torch.full((2,), 2.0)
+    )

@@ -147,6 +147,9 @@ class IrOp:
         self._input_generator: InputGenerator | None = None
         self._tolerance_overrides: dict[torch.dtype, Tolerance] = {}
 
+        # Torch removes a library's operators when the library is collected: the op keeps the
+        # one it was defined in (``use_namespace`` makes short-lived ones) alive as long as itself.
+        self._library = library
         self.torch_op: torch._ops.OpOverload = self._define(
             library, "", signature.schema, self._call_default, self._fake_call
         )
