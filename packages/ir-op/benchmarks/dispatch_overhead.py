@@ -27,7 +27,7 @@ import platform
 import subprocess
 import sys
 import timeit
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -58,13 +58,16 @@ DIRECT = "direct call of the impl function"
 TARGET_CASE = "op(...) wrap off, no predicate [defaults]"
 
 
-def measure_all(number: int, repeat: int) -> dict[str, float]:
-    """Microseconds per call of each case, in this interpreter."""
+def measure_all(number: int, repeat: int, only: Sequence[str] = ()) -> dict[str, float]:
+    """Microseconds per call of each case (those whose label contains a word of ``only``, if
+    given, and the direct call), in this interpreter."""
     x = torch.randn(1, 4096)
     w = torch.randn(4096)
     rows: dict[str, float] = {}
 
     def measure(label: str, fn: Callable[[], object]) -> None:
+        if only and label != DIRECT and not any(word in label for word in only):
+            return
         fn()  # first use applies defaults, loads kernel sets
         # The best timing: interference from other processes only ever adds time.
         rows[label] = _per_call_us(fn, number, repeat)
@@ -100,12 +103,18 @@ def measure_all(number: int, repeat: int) -> dict[str, float]:
     return rows
 
 
-def _run_child(src: str | None, number: int, repeat: int) -> dict[str, float]:
+def _run_child(src: str | None, number: int, repeat: int, only: Sequence[str]) -> dict[str, float]:
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     out = subprocess.run(
-        [sys.executable, __file__, "--json", "--number", str(number), "--repeat", str(repeat)],
+        [
+            sys.executable,
+            __file__,
+            "--json",
+            *("--number", str(number), "--repeat", str(repeat)),
+            *(arg for word in only for arg in ("--only", word)),
+        ],
         env=env,
         check=True,
         capture_output=True,
@@ -116,16 +125,16 @@ def _run_child(src: str | None, number: int, repeat: int) -> dict[str, float]:
 
 
 def _alternating(
-    baseline: str, rounds: int, number: int, repeat: int
+    baseline: str, rounds: int, number: int, repeat: int, only: Sequence[str]
 ) -> Iterator[tuple[str, dict[str, float]]]:
     for _ in range(rounds):
-        yield "baseline", _run_child(baseline, number, repeat)
-        yield "current", _run_child(None, number, repeat)
+        yield "baseline", _run_child(baseline, number, repeat, only)
+        yield "current", _run_child(None, number, repeat, only)
 
 
-def compare(baseline: str, rounds: int, number: int, repeat: int) -> None:
+def compare(baseline: str, rounds: int, number: int, repeat: int, only: Sequence[str]) -> None:
     best: dict[str, dict[str, float]] = {"baseline": {}, "current": {}}
-    for side, rows in _alternating(baseline, rounds, number, repeat):
+    for side, rows in _alternating(baseline, rounds, number, repeat, only):
         for label, us in rows.items():
             best[side][label] = min(us, best[side].get(label, float("inf")))
     print(f"baseline: {baseline}; current: {os.path.dirname(ir_op.__file__)}")
@@ -145,6 +154,8 @@ def report(rows: dict[str, float]) -> None:
     print(f"{'case':<52} {'us/call':>8}")
     for label, us in rows.items():
         print(f"{label:<52} {us:8.3f}")
+    if TARGET_CASE not in rows:
+        return
     overhead = rows[TARGET_CASE] - rows[DIRECT]
     verdict = "meets" if overhead <= 0.5 else "MISSES"
     print(f"dispatch overhead (wrap off) = {overhead:.3f} us: {verdict} the 0.5 us target")
@@ -158,14 +169,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timings per case (the best)")
     parser.add_argument("--baseline", metavar="DIR", help="another ir-op src dir to compare with")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (--baseline)")
+    parser.add_argument(
+        "--only", action="append", default=[], help="measure the cases whose name contains this"
+    )
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
-        compare(args.baseline, args.rounds, args.number, args.repeat)
+        compare(args.baseline, args.rounds, args.number, args.repeat, args.only)
     elif args.json:
-        print(json.dumps(measure_all(args.number, args.repeat)))
+        print(json.dumps(measure_all(args.number, args.repeat, args.only)))
     else:
-        report(measure_all(args.number, args.repeat))
+        report(measure_all(args.number, args.repeat, args.only))
 
 
 if __name__ == "__main__":
