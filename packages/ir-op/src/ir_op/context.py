@@ -3,10 +3,10 @@
 ``with op.set_priority([...])``, ``with config.set_priority()`` and ``with enable_torch_wrap(...)``
 do not write process-wide state: they set :data:`OVERRIDES`, one :class:`contextvars.ContextVar`,
 for the rest of the block, and reset it on exit (``Token.reset``, so nesting and exceptions
-restore exactly). A serving engine's threads and tasks therefore never see each other's blocks,
-and blocks that overlap in two threads may exit in any order. ``set_default`` and
-``set_default_torch_wrap`` stay process-wide: they are what every context sees outside its own
-blocks.
+restore exactly; blocks of one context nest, as ``with`` statements do). A serving engine's
+threads and tasks therefore never see each other's blocks, and blocks that overlap in two
+threads may exit in any order. ``set_default`` and ``set_default_torch_wrap`` stay
+process-wide: they are what every context sees outside its own blocks.
 
 The rules follow from :mod:`contextvars`:
 
