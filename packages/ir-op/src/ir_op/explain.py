@@ -37,7 +37,7 @@ def explain(
     kwargs = dict(kwargs or {})
     if priority is None:
         current = op.get_priority()
-        providers = current if op._priority_from_user else default_priority(op, compiling=False)
+        providers = current if op._priority_is_set() else default_priority(op, compiling=False)
     else:
         providers = _as_provider_list(priority, op.name)
     for p in providers:

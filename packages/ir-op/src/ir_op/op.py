@@ -3,6 +3,10 @@
 The native function is the op's schema, its reference semantics, its fake (meta) kernel and its
 last fallback. Providers register other implementations with :meth:`IrOp.register_impl`; a
 per-op priority list, filtered once when it is set, picks one per call in :meth:`IrOp.dispatch`.
+
+An op's priority has two layers: the process default (:meth:`IrOp.set_default`, or the defaults
+applied on first use), and the priority of the innermost :meth:`IrOp.set_priority` block of the
+calling thread or asyncio task (:mod:`ir_op.context`), which takes precedence.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from ir_op import _loading
 from ir_op._logging import logger, warning_once
 from ir_op.composite import CompositeImpl, Composition
+from ir_op.context import OVERRIDES, priority_block
 from ir_op.impl import IrOpImpl, Supported, SupportsArgs, UnsupportedReason
 from ir_op.library import define_operator, get_library, ops_namespace
 from ir_op.naming import NATIVE, RESERVED_PROVIDERS, UNFUSED, validate_name
@@ -42,8 +47,19 @@ def _apply_defaults_for_trace(qualname: str) -> tuple[str, ...]:
     return tuple(impl.provider for impl in _OPS_BY_QUALNAME[qualname]._initialize_priority())
 
 
-_default_providers_while_tracing: Callable[[str], tuple[str, ...]] = (
-    torch.compiler.assume_constant_result(_apply_defaults_for_trace)  # type: ignore[no-untyped-call]
+def _assume_constant_result(fn: _F) -> _F:
+    """What ``torch.compiler.assume_constant_result(fn)`` does, without importing Dynamo.
+
+    That function imports ``torch._dynamo`` (over a second of start-up, for eager users who
+    never compile) to set the one attribute Dynamo reads when a trace reaches ``fn``.
+    ``tests/test_import_cost.py`` checks that torch still marks a function this way.
+    """
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
+
+
+_default_providers_while_tracing: Callable[[str], tuple[str, ...]] = _assume_constant_result(
+    _apply_defaults_for_trace
 )
 
 
@@ -292,14 +308,14 @@ class IrOp:
         return decorator
 
     def _impls_changed(self, provider: str) -> None:
-        if self._priority_from_user:
+        if self._priority_is_set():
             logger.warning(
                 "op %r: provider %r was registered after a priority was set; it is not used "
                 "until the priority is set again",
                 self.name,
                 provider,
             )
-        else:
+        if not self._priority_from_user:
             # Defaults are recomputed on next use, so they can include the new provider.
             self._priority_impls = None
 
@@ -364,42 +380,64 @@ class IrOp:
     def get_priority(self, compiling: bool = False) -> list[str]:
         """The providers dispatch tries, in order.
 
-        With ``compiling=True``: the list a compile-time lowering uses, which is the one set with
-        :meth:`set_default` / :meth:`set_priority` if any, else the compile defaults.
+        In this thread or task: the list of the innermost :meth:`set_priority` block, else the
+        process default. With ``compiling=True``: the list a compile-time lowering uses, which is
+        the one set with :meth:`set_priority` / :meth:`set_default` if any, else the compile
+        defaults.
         """
-        if compiling and not self._priority_from_user:
-            from ir_op.defaults import default_priority
-
-            _ensure_kernels_loaded()
-            providers = default_priority(self, compiling=True)
-            return [i.provider for i in self._filter_priority(providers)] if providers else []
-        impls = self._priority_impls
+        impls = self._block_priority()
         if impls is None:
-            impls = self._initialize_priority()
+            if compiling and not self._priority_from_user:
+                from ir_op.defaults import default_priority
+
+                _ensure_kernels_loaded()
+                providers = default_priority(self, compiling=True)
+                return [i.provider for i in self._filter_priority(providers)] if providers else []
+            impls = self._priority_impls
+            if impls is None:
+                impls = self._initialize_priority()
         return [impl.provider for impl in impls]
 
+    def _block_priority(self) -> list[IrOpImpl] | None:
+        """The priority of this context's innermost :meth:`set_priority` block, if any."""
+        overrides = OVERRIDES.get()
+        return None if overrides is None else overrides.priorities.get(self._qualname)
+
+    def _priority_is_set(self) -> bool:
+        """Whether a user chose this op's priority here: a block in this context, or
+        :meth:`set_default` (else the defaults apply)."""
+        return self._priority_from_user or self._block_priority() is not None
+
     def set_default(self, priority: Sequence[str]) -> None:
-        """Set this op's priority for the rest of the process."""
+        """Set this op's priority for the rest of the process.
+
+        Every thread and task sees it, except inside its own :meth:`set_priority` blocks for
+        this op (a block entered before keeps its priority until it exits).
+        """
         _ensure_kernels_loaded()
         self._priority_impls = self._filter_priority(priority)
         self._priority_from_user = True
 
     @contextlib.contextmanager
     def set_priority(self, priority: Sequence[str]) -> Iterator[None]:
-        """Set this op's priority inside a ``with`` block (nestable; restored on exit or error)."""
+        """Set this op's priority inside a ``with`` block, for this thread or asyncio task only.
+
+        Other threads and tasks keep theirs (see :mod:`ir_op.context`). Nestable; the previous
+        priority returns on exit or error. A graph compiled inside the block keeps the
+        providers chosen when it was compiled.
+        """
         _ensure_kernels_loaded()
         new = self._filter_priority(priority)
-        saved = self._priority_impls, self._priority_from_user
-        self._priority_impls, self._priority_from_user = new, True
-        try:
+        with priority_block({self._qualname: new}):
             yield
-        finally:
-            self._priority_impls, self._priority_from_user = saved
 
     def _priority_state(self) -> tuple[list[IrOpImpl] | None, bool]:
+        """The process default: the filtered list (``None``: defaults not applied yet), and
+        whether it came from :meth:`set_default`. Blocks are not part of it."""
         return self._priority_impls, self._priority_from_user
 
     def _restore_priority_state(self, state: tuple[list[IrOpImpl] | None, bool]) -> None:
+        """Set the process default from :meth:`_priority_state`'s form."""
         self._priority_impls, self._priority_from_user = state
 
     # -- dispatch (the hot path) ---------------------------------------------------------------
@@ -407,7 +445,12 @@ class IrOp:
     def dispatch(self, *args: Any, **kwargs: Any) -> IrOpImpl:
         """The implementation that runs for these arguments: the first in the priority list
         whose ``supports_args`` accepts them, or native when the priority is empty."""
-        impls = self._priority_impls
+        overrides = OVERRIDES.get()
+        impls = (
+            self._priority_impls
+            if overrides is None
+            else overrides.priorities.get(self._qualname, self._priority_impls)
+        )
         if impls is None:
             if torch.compiler.is_compiling():
                 names = _default_providers_while_tracing(self._qualname)
@@ -443,12 +486,20 @@ class IrOp:
         return self.dispatch(*args, **kwargs).functional_fn(*args, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if TORCH_WRAP.enabled:
-            return self.torch_op(*args, **kwargs)
+        # Outside every block (the common case) the context costs one ContextVar.get().
+        overrides = OVERRIDES.get()
+        if overrides is None:
+            if TORCH_WRAP.enabled:
+                return self.torch_op(*args, **kwargs)
+            impls = self._priority_impls
+        else:
+            wrap = overrides.torch_wrap
+            if wrap or (wrap is None and TORCH_WRAP.enabled):
+                return self.torch_op(*args, **kwargs)
+            impls = overrides.priorities.get(self._qualname, self._priority_impls)
         # dispatch() inlined for the common case (the eager hot path: one frame less); anything
         # else (defaults not applied yet, a predicate that does not answer True or False, no
         # provider taking the arguments) goes through dispatch() itself.
-        impls = self._priority_impls
         if impls is not None:
             for impl in impls:
                 check = impl._supports_args
@@ -546,15 +597,21 @@ class IrOpInplaceOverload:
         self.torch_op = torch_op
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if TORCH_WRAP.enabled and (
-            is_traced_call(args) or (kwargs and is_traced_call(kwargs.values()))
-        ):
+        op = self.op
+        overrides = OVERRIDES.get()
+        if overrides is None:
+            wrap = TORCH_WRAP.enabled
+            impls = op._priority_impls
+        else:
+            block_wrap = overrides.torch_wrap
+            wrap = TORCH_WRAP.enabled if block_wrap is None else block_wrap
+            impls = overrides.priorities.get(op._qualname, op._priority_impls)
+        if wrap and (is_traced_call(args) or (kwargs and is_traced_call(kwargs.values()))):
             out = self.torch_op(*args, **kwargs)
-            if self.op._optional_outputs:
-                out = self.op._restore_absent_outputs(out, args, kwargs)
+            if op._optional_outputs:
+                out = op._restore_absent_outputs(out, args, kwargs)
             return out
         # As IrOp.__call__: dispatch() inlined for the common case.
-        impls = self.op._priority_impls
         if impls is not None:
             for impl in impls:
                 check = impl._supports_args
@@ -565,7 +622,7 @@ class IrOpInplaceOverload:
                     return impl.impl_fn(*args, **kwargs)
                 if accepted is not False:
                     break
-        return self.op.dispatch(*args, **kwargs).impl_fn(*args, **kwargs)
+        return op.dispatch(*args, **kwargs).impl_fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"IrOpInplaceOverload({self.op.name!r})"

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ir_op.composite import shared_default
+from ir_op.context import priority_block
 from ir_op.naming import UNFUSED, validate_name
 from ir_op.op import IrOp
 
@@ -244,21 +245,19 @@ class IrOpPriorityConfig(Mapping[str, tuple[str, ...]]):
 
     @contextlib.contextmanager
     def set_priority(self) -> Iterator[None]:
-        """Set every listed op's priority inside a ``with`` block; restored on exit or error."""
+        """Set every listed op's priority inside a ``with`` block, for this thread or asyncio
+        task only (as :meth:`IrOp.set_priority` does); restored on exit or error.
+
+        All entries are validated before the block starts, so a bad provider changes nothing.
+        """
         from ir_op.platforms import ensure_kernels_loaded
 
         ensure_kernels_loaded()
-        applied = self._applied()
-        ops = [op for op, _ in applied]
-        filtered = [op._filter_priority(providers) for op, providers in applied]
-        saved = [op._priority_state() for op in ops]
-        for op, impls in zip(ops, filtered, strict=False):
-            op._restore_priority_state((impls, True))
-        try:
+        filtered = {
+            op._qualname: op._filter_priority(providers) for op, providers in self._applied()
+        }
+        with priority_block(filtered):
             yield
-        finally:
-            for op, state in zip(ops, saved, strict=False):
-                op._restore_priority_state(state)
 
     def compute_hash(self) -> str:
         """A sha256 hex digest of the listed priorities and the source of every listed impl.

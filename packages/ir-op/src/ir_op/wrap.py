@@ -9,6 +9,9 @@ dispatcher's per-call cost in eager mode and lets Dynamo inline the implementati
 its inputs (deprecated; an error when ``CI`` is set), so its operator computes out of place and
 only traced calls (:func:`is_traced_call`) take it; an eager call runs the in-place provider
 directly.
+
+The flag is context-local inside :func:`enable_torch_wrap` blocks (per thread and per asyncio
+task, see :mod:`ir_op.context`) and process-wide through :func:`set_default_torch_wrap`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import contextlib
 from collections.abc import Iterable, Iterator
 
 import torch
+
+from ir_op.context import OVERRIDES, torch_wrap_block
 
 
 class _TorchWrapFlag:
@@ -29,6 +34,8 @@ class _TorchWrapFlag:
 
 
 TORCH_WRAP = _TorchWrapFlag(True)
+"""The process default, which :func:`set_default_torch_wrap` sets; a context's
+:func:`enable_torch_wrap` block takes precedence (see :mod:`ir_op.context`)."""
 
 
 def _check_bool(enable: object) -> bool:
@@ -38,25 +45,33 @@ def _check_bool(enable: object) -> bool:
 
 
 def torch_wrap_enabled() -> bool:
-    """Return whether op calls currently go through their torch operator."""
-    return TORCH_WRAP.enabled
+    """Return whether op calls in this thread or task currently go through their torch operator.
+
+    The innermost :func:`enable_torch_wrap` block of this context decides; outside every block,
+    the process default does.
+    """
+    overrides = OVERRIDES.get()
+    if overrides is None or overrides.torch_wrap is None:
+        return TORCH_WRAP.enabled
+    return overrides.torch_wrap
 
 
 def set_default_torch_wrap(enable: bool = True) -> None:
-    """Set the torch wrap flag for the rest of the process."""
+    """Set the torch wrap flag for the rest of the process.
+
+    Every thread and task sees it, except inside its own :func:`enable_torch_wrap` blocks.
+    """
     TORCH_WRAP.enabled = _check_bool(enable)
 
 
 @contextlib.contextmanager
 def enable_torch_wrap(enable: bool = True) -> Iterator[None]:
-    """Set the torch wrap flag inside a ``with`` block; the old value returns on exit or error."""
-    new = _check_bool(enable)
-    old = TORCH_WRAP.enabled
-    TORCH_WRAP.enabled = new
-    try:
+    """Set the torch wrap flag inside a ``with`` block, for this thread or asyncio task only.
+
+    Other threads and tasks keep theirs; the previous value returns on exit or error.
+    """
+    with torch_wrap_block(_check_bool(enable)):
         yield
-    finally:
-        TORCH_WRAP.enabled = old
 
 
 _TRACED_TYPES = (torch.Tensor, torch.fx.Proxy)
