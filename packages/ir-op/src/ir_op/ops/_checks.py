@@ -16,7 +16,17 @@ from typing import NoReturn
 import torch
 from torch import Tensor
 
-_INF = math.inf
+INF = math.inf
+
+FLOATING_DTYPES: frozenset[torch.dtype] = frozenset(
+    d for d in vars(torch).values() if isinstance(d, torch.dtype) and d.is_floating_point
+)
+"""Every floating-point dtype torch has: ``t.dtype in FLOATING_DTYPES`` is the fast form of
+``t.is_floating_point()`` (one attribute read and a set lookup instead of a method call)."""
+
+NOT_ARGUMENTS: tuple[type[Exception], ...] = (AttributeError, IndexError, TypeError)
+"""What a validator's fast path catches from reading a non-tensor (or a 0-dim ``x``) as a
+tensor; the complete check that follows then names the argument."""
 
 
 def describe(value: object) -> str:
@@ -62,7 +72,7 @@ def reject_epsilon(op: str, epsilon: object) -> None:
 def check_epsilon(op: str, epsilon: object) -> None:
     """``epsilon`` a finite number >= 0 (an int is taken, as torch's ``float`` schema does)."""
     kind = type(epsilon)
-    if not ((kind is float or kind is int) and 0 <= epsilon < _INF):  # type: ignore[operator]
+    if not ((kind is float or kind is int) and 0 <= epsilon < INF):  # type: ignore[operator]
         reject_epsilon(op, epsilon)
 
 
@@ -79,7 +89,11 @@ def reject_variance_size(op: str, variance_size: object, x: Tensor) -> None:
 def check_norm_args(
     op: str, x: object, weight: object, epsilon: object, variance_size: object
 ) -> None:
-    """The arguments every RMS norm takes: ``x``, ``weight``, ``epsilon``, ``variance_size``."""
+    """The arguments every RMS norm takes: ``x``, ``weight``, ``epsilon``, ``variance_size``.
+
+    The complete check, which the validators call only when their fast path (written out in
+    each, since a function call costs as much as a check) did not accept the arguments.
+    """
     if not (isinstance(x, Tensor) and x.is_floating_point() and x.dim()):
         reject_float_tensor(op, "x", x)
     if weight is not None and not (
@@ -90,7 +104,7 @@ def check_norm_args(
     ):
         reject_weight(op, weight, x)
     kind = type(epsilon)
-    if not ((kind is float or kind is int) and 0 <= epsilon < _INF):  # type: ignore[operator]
+    if not ((kind is float or kind is int) and 0 <= epsilon < INF):  # type: ignore[operator]
         reject_epsilon(op, epsilon)
     if variance_size is not None and not (
         type(variance_size) is int and 0 < variance_size <= x.shape[-1]

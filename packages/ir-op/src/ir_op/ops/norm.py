@@ -6,7 +6,14 @@ import torch
 from torch import Tensor
 
 from ir_op.op import register_op
-from ir_op.ops._checks import check_norm_args, check_residual, compute_dtype
+from ir_op.ops._checks import (
+    FLOATING_DTYPES,
+    INF,
+    NOT_ARGUMENTS,
+    check_norm_args,
+    check_residual,
+    compute_dtype,
+)
 from ir_op.ops._inputs import activations, norm_weight
 
 
@@ -31,9 +38,25 @@ def _normalize(
     return out.to(dtype)
 
 
+# The validators run on every call: the common valid case is accepted by the written-out test
+# (each attribute read costs tens of nanoseconds); anything else goes to the complete check.
+
+
 def _validate_rms_norm(
     x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
 ) -> None:
+    try:
+        hidden = x.shape[-1]
+        if (
+            x.dtype in FLOATING_DTYPES
+            and (weight is None or (weight.dtype in FLOATING_DTYPES and weight.shape == (hidden,)))
+            and type(epsilon) is float
+            and 0.0 <= epsilon < INF
+            and variance_size is None
+        ):
+            return
+    except NOT_ARGUMENTS:
+        pass
     check_norm_args("rms_norm", x, weight, epsilon, variance_size)
 
 
@@ -44,6 +67,21 @@ def _validate_fused_add_rms_norm(
     epsilon: float,
     variance_size: int | None = None,
 ) -> None:
+    try:
+        shape = x.shape
+        if (
+            x.dtype in FLOATING_DTYPES
+            and x_residual.dtype in FLOATING_DTYPES
+            and x_residual.shape == shape
+            and (weight is None or (weight.dtype in FLOATING_DTYPES and weight.shape == shape[-1:]))
+            and type(epsilon) is float
+            and 0.0 <= epsilon < INF
+            and variance_size is None
+            and shape
+        ):
+            return
+    except NOT_ARGUMENTS:
+        pass
     check_norm_args("fused_add_rms_norm", x, weight, epsilon, variance_size)
     check_residual("fused_add_rms_norm", x_residual, x)
 

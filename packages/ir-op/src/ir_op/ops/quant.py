@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ir_op.op import register_op
-from ir_op.ops._checks import check_bool, check_float_tensor
+from ir_op.ops._checks import FLOATING_DTYPES, NOT_ARGUMENTS, check_bool, check_float_tensor
 from ir_op.ops._fp8 import (
     FP8_DTYPES,
     allow_one_fp8_step,
@@ -31,8 +31,14 @@ def quantize(x: Tensor, scale: Tensor, fp8_dtype: torch.dtype) -> Tensor:
     return (x.float() / scale).clamp(-limit, limit).to(fp8_dtype)
 
 
+def is_static_scale(scale: Tensor) -> bool:
+    """A one-element float32 tensor (raises ``AttributeError`` for a non-tensor)."""
+    return scale.dtype == torch.float32 and scale.numel() == 1
+
+
 def check_static_quant_args(op: str, scale: object, fp8_dtype: object) -> None:
-    """The static quantization arguments: a one-element float32 ``scale``, an fp8 format."""
+    """The static quantization arguments: a one-element float32 ``scale``, an fp8 format (the
+    complete check, for validators whose fast path did not accept them)."""
     if not (isinstance(scale, Tensor) and scale.dtype == torch.float32 and scale.numel() == 1):
         check_scale(scale, "scale", op)
     if type(fp8_dtype) is not torch.dtype or fp8_dtype not in FP8_DTYPES:
@@ -42,6 +48,11 @@ def check_static_quant_args(op: str, scale: object, fp8_dtype: object) -> None:
 def _validate_static_scaled_fp8_quant(
     x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
 ) -> None:
+    try:
+        if x.dtype in FLOATING_DTYPES and is_static_scale(scale) and fp8_dtype in FP8_DTYPES:
+            return
+    except NOT_ARGUMENTS:
+        pass
     check_float_tensor("static_scaled_fp8_quant", "x", x, min_dim=0)
     check_static_quant_args("static_scaled_fp8_quant", scale, fp8_dtype)
 
@@ -52,6 +63,17 @@ def _validate_dynamic_scaled_fp8_quant(
     scale_ub: Tensor | None = None,
     fp8_dtype: torch.dtype = torch.float8_e4m3fn,
 ) -> None:
+    try:
+        if (
+            x.dtype in FLOATING_DTYPES
+            and x.dim()
+            and type(per_token) is bool
+            and (scale_ub is None or is_static_scale(scale_ub))
+            and fp8_dtype in FP8_DTYPES
+        ):
+            return
+    except NOT_ARGUMENTS:
+        pass
     op = "dynamic_scaled_fp8_quant"
     check_float_tensor(op, "x", x)
     check_bool(op, "per_token", per_token)
