@@ -115,6 +115,14 @@ def check_weight_dtypes(
             for got, want in zip(_flatten(actual), _flatten(expected), strict=True):
                 assert got.dtype == want.dtype
                 tolerance = op.get_tolerance(want.dtype)
+                if want.element_size() > 1:
+                    # The row is rounded to the weight's dtype on the way: a provider summing
+                    # in another order may land one step of that dtype away.
+                    coarser = op.get_tolerance(weight_dtype)
+                    tolerance = {
+                        "atol": max(tolerance["atol"], coarser["atol"]),
+                        "rtol": max(tolerance["rtol"], coarser["rtol"]),
+                    }
                 compare_got = got.float() if got.element_size() == 1 else got
                 compare_want = want.float() if want.element_size() == 1 else want
                 torch.testing.assert_close(compare_got, compare_want, **tolerance)

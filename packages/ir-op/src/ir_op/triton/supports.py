@@ -61,6 +61,18 @@ def _weight_ok(weight: Tensor, x: Tensor) -> bool:
     return is_row_vector(weight, x.shape[-1], x.dtype) and weight.get_device() == x.get_device()
 
 
+def _norm_weight_ok(weight: Tensor, x: Tensor) -> bool:
+    """A contiguous ``[hidden]`` vector of any kernel dtype (the norms apply vLLM's rule for a
+    weight of another dtype than ``x``) on ``x``'s device."""
+    return (
+        weight.dtype in FLOAT_DTYPES
+        and weight.dim() == 1
+        and bool(weight.numel() == x.shape[-1])
+        and weight.is_contiguous()
+        and weight.get_device() == x.get_device()
+    )
+
+
 def _variance_size_ok(variance_size: int | None, x: Tensor) -> bool:
     return type(variance_size) is int and bool(0 < variance_size <= x.shape[-1])
 
@@ -74,13 +86,13 @@ def rms_norm_supports_args(
     x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
 ) -> bool:
     """``x`` as :func:`takes_rows`; a weight that is ``None`` or a contiguous ``[hidden]`` of
-    ``x``'s dtype on its device; any valid ``variance_size``."""
+    fp16, bf16 or fp32 on its device; any valid ``variance_size``."""
     try:
         return (
             x.dtype in FLOAT_DTYPES
             and on_platform_device(x)
             and (x.is_contiguous() or has_row_layout(x))
-            and (weight is None or _weight_ok(weight, x))
+            and (weight is None or _norm_weight_ok(weight, x))
             and (variance_size is None or _variance_size_ok(variance_size, x))
         )
     except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
@@ -105,7 +117,7 @@ def fused_add_rms_norm_supports_args(
             and bool(x_residual.shape == x.shape)
             and (x.is_contiguous() or _writable_rows(x))
             and (x_residual.is_contiguous() or _writable_rows(x_residual))
-            and (weight is None or _weight_ok(weight, x))
+            and (weight is None or _norm_weight_ok(weight, x))
             and (variance_size is None or _variance_size_ok(variance_size, x))
         )
     except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
