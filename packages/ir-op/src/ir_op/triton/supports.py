@@ -91,6 +91,7 @@ def rms_norm_supports_args(
         return (
             x.dtype in FLOAT_DTYPES
             and on_platform_device(x)
+            and x.dim() != 0
             and (x.is_contiguous() or has_row_layout(x))
             and (weight is None or _norm_weight_ok(weight, x))
             and (variance_size is None or _variance_size_ok(variance_size, x))
@@ -115,6 +116,7 @@ def fused_add_rms_norm_supports_args(
             and on_platform_device(x)
             and x_residual.get_device() == x.get_device()
             and bool(x_residual.shape == x.shape)
+            and x.dim() != 0
             and (x.is_contiguous() or _writable_rows(x))
             and (x_residual.is_contiguous() or _writable_rows(x_residual))
             and (weight is None or _norm_weight_ok(weight, x))
