@@ -202,3 +202,29 @@ def test_non_differentiable_op_refuses_and_says_how() -> None:
     with torch.no_grad():
         assert ops.static_scaled_fp8_quant(x, torch.ones(1)).dtype == torch.float8_e4m3fn
     assert ops.static_scaled_fp8_quant(x.detach(), torch.ones(1)).dtype == torch.float8_e4m3fn
+
+
+@pytest.mark.parametrize("symbolic", [False, True], ids=["static", "symbolic"])
+@pytest.mark.parametrize("op", ALL_OPS, ids=lambda o: o.name)
+def test_validators_take_fake_tensors(op: IrOp, symbolic: bool) -> None:
+    from ir_op.testing.conformance import _fake_args
+
+    args = op.generate_inputs(num_tokens=3, hidden_size=64, dtype=torch.bfloat16)
+    op.validate(*_fake_args(args, symbolic))  # type: ignore[misc]  # accepts, shapes only
+
+
+@pytest.mark.parametrize("wrap", [True, False], ids=["wrap_on", "wrap_off"])
+def test_validation_under_torch_compile(wrap: bool) -> None:
+    def f(x: Tensor, w: Tensor) -> Tensor:
+        out: Tensor = ops.rms_norm(x, w, 1e-6)
+        return out
+
+    compiled = torch.compile(f, backend="eager", fullgraph=False)
+    x = torch.randn(4, 64)
+    with enable_torch_wrap(wrap):
+        torch.testing.assert_close(
+            compiled(x, torch.ones(64)), ops.rms_norm(x, torch.ones(64), 1e-6)
+        )
+        with pytest.raises(ValueError, match=r"rms_norm: weight must be .*\[4, 64\]"):
+            compiled(x, torch.ones(4, 64))
+    torch._dynamo.reset()
