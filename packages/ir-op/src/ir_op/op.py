@@ -79,8 +79,10 @@ class IrOp:
     """An IR op: a name, a native implementation, its providers and its dispatch priority.
 
     Build one with :func:`register_op`, which also puts it in :attr:`registry`. Calling the op
-    runs ``torch.ops.<ns>.<name>.default`` while torch wrap is on, and the chosen
-    implementation directly while it is off.
+    first runs its :attr:`validate` (once, whichever provider follows), then, in grad mode with
+    an argument that requires grad, the native implementation (or, for an op declared
+    ``differentiable=False``, a ``ValueError``); otherwise ``torch.ops.<ns>.<name>.default``
+    while torch wrap is on, and the chosen implementation directly while it is off.
     """
 
     registry: ClassVar[dict[str, IrOp]] = {}
@@ -464,8 +466,11 @@ class IrOp:
                 "or torch.inference_mode(), or pass detached tensors" + self._differentiable_hint()
             )
         if not torch.compiler.is_compiling() and "grad" not in self._warned:
-            chosen = self.dispatch(*args, **kwargs)
-            if chosen.provider != NATIVE:
+            try:
+                chosen = self.dispatch(*args, **kwargs).provider
+            except RuntimeError:  # no provider takes them: native runs all the same
+                chosen = NATIVE
+            if chosen != NATIVE:
                 warning_once(
                     self._warned,
                     "grad",
@@ -473,7 +478,7 @@ class IrOp:
                     "instead of provider %r (kernels do not compute gradients); call it under "
                     "torch.no_grad() or torch.inference_mode() to use the kernel",
                     self.name,
-                    chosen.provider,
+                    chosen,
                 )
         return self.native_fn(*args, **kwargs)
 
