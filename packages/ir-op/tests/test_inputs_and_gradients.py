@@ -228,3 +228,16 @@ def test_validation_under_torch_compile(wrap: bool) -> None:
         with pytest.raises(ValueError, match=r"rms_norm: weight must be .*\[4, 64\]"):
             compiled(x, torch.ones(4, 64))
     torch._dynamo.reset()
+
+
+def test_gradcheck_of_the_norms_and_activations() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 16, dtype=torch.float64, requires_grad=True)
+    r = torch.randn(3, 16, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: ops.rms_norm(x, w, 1e-6), (x, w))
+    assert torch.autograd.gradcheck(
+        lambda x, r, w: ops.fused_add_rms_norm(x, r, w, 1e-6), (x, r, w)
+    )
+    assert torch.autograd.gradcheck(ops.silu_and_mul, (x,))
+    assert torch.autograd.gradcheck(lambda x: ops.gelu_and_mul(x, "tanh"), (x,))

@@ -28,6 +28,8 @@ InputGenerator = Callable[..., tuple[Any, ...]]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+_is_grad_enabled = torch.is_grad_enabled  # read on every call: one global lookup, not two
+
 _OPS_BY_QUALNAME: weakref.WeakValueDictionary[str, IrOp] = weakref.WeakValueDictionary()
 """Every live op by ``namespace::name``, so a compile-time hook can find it from a string."""
 
@@ -495,7 +497,7 @@ class IrOp:
         validate = self.validate
         if validate is not None:
             validate(*args, **kwargs)
-        if torch.is_grad_enabled() and self._needs_grad(args, kwargs):
+        if _is_grad_enabled() and self._needs_grad(args, kwargs):
             return self._call_for_grad(args, kwargs)
         if TORCH_WRAP.enabled:
             return self.torch_op(*args, **kwargs)
@@ -603,7 +605,7 @@ class IrOpInplaceOverload:
         op = self.op
         if op.validate is not None:
             op.validate(*args, **kwargs)
-        if torch.is_grad_enabled() and op._needs_grad(args, kwargs):
+        if _is_grad_enabled() and op._needs_grad(args, kwargs):
             return op._call_for_grad(args, kwargs)  # out of place, as the contract allows
         if TORCH_WRAP.enabled and (
             is_traced_call(args) or (kwargs and is_traced_call(kwargs.values()))
