@@ -44,7 +44,11 @@ def _norm_cases(device: str) -> list[tuple[str, tuple[Any, ...], bool]]:
         ("fp32", (t(4, 64, dtype=torch.float32), t(64, dtype=torch.float32), 1e-6), True),
         ("fp64", (t(4, 64, dtype=torch.float64), t(64, dtype=torch.float64), 1e-6), False),
         ("int", (torch.ones(4, 64, dtype=torch.int32, device=device), None, 1e-6), False),
-        ("weight dtype", (x, t(64, dtype=torch.float32), 1e-6), False),
+        ("fp32 weight", (x, t(64, dtype=torch.float32), 1e-6), True),  # vLLM's rule
+        ("fp16 weight", (x, t(64, dtype=torch.float16), 1e-6), True),
+        ("fp64 weight", (x, t(64, dtype=torch.float64), 1e-6), False),
+        ("0-dim x", (t(1).reshape(()), None, 1e-6), False),
+        ("None x", (None, None, 1e-6), False),
         ("weight size", (x, t(63), 1e-6), False),
         ("weight strided", (x, t(128)[::2], 1e-6), False),
         ("weight 2-D", (x, t(1, 64), 1e-6), False),
@@ -70,7 +74,7 @@ def test_rms_norm_supports_args(ir_device: DeviceUnderTest) -> None:
 def test_fused_add_rms_norm_supports_args(ir_device: DeviceUnderTest) -> None:
     impl = ops.fused_add_rms_norm.impls[PROVIDER]
     for name, (x, w, *rest), expected in _norm_cases(ir_device.tensor_device):
-        residual = torch.empty_like(x)
+        residual = torch.empty_like(x) if isinstance(x, torch.Tensor) else None
         assert impl.supports_args(x, residual, w, *rest) is expected, name
     device = ir_device.tensor_device
     x = torch.randn(4, 64, device=device).to(torch.bfloat16)

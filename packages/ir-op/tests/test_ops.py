@@ -66,19 +66,20 @@ def test_rms_norm_variance_size(dtype: torch.dtype) -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, 65])
 def test_rms_norm_rejects_bad_variance_size(bad: int) -> None:
-    with pytest.raises(ValueError, match=rf"variance_size={bad} must be in \[1, 64\]"):
+    with pytest.raises(
+        ValueError, match=rf"rms_norm: variance_size must be None or an int in \[1, 64\].*got {bad}"
+    ):
         ops.rms_norm(torch.randn(2, 64), None, 1e-6, bad)
 
 
-def test_rms_norm_weight_in_its_own_dtype() -> None:
+def test_rms_norm_float32_weight_means_one_rounding() -> None:
+    # vLLM IR's rule: normalized_fp32.to(weight.dtype) * weight, then cast to x.dtype.
     x = torch.randn(4, 32, dtype=torch.bfloat16)
     w = torch.randn(32, dtype=torch.float32)
     out = ops.rms_norm(x, w, 1e-6)
     assert out.dtype == torch.bfloat16
-    normalized = (x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + 1e-6)).to(
-        torch.bfloat16
-    )
-    torch.testing.assert_close(out, (normalized.float() * w).to(torch.bfloat16), atol=0, rtol=0)
+    normalized = x.float() * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + 1e-6)
+    torch.testing.assert_close(out, (normalized * w).to(torch.bfloat16), atol=0, rtol=0)
 
 
 def test_rms_norm_nan_and_inf_stay_in_their_rows() -> None:
@@ -150,9 +151,13 @@ def test_gelu_and_mul_sparse_sparsity() -> None:
 
 
 def test_gelu_and_mul_sparse_errors() -> None:
-    with pytest.raises(ValueError, match="even last dimension .* got 7"):
+    with pytest.raises(
+        ValueError,
+        match=r"gelu_and_mul_sparse: x must have an even last dimension .* got shape \[2, 7\]",
+    ):
         ops.gelu_and_mul_sparse(torch.randn(2, 7), 1.0)
     with pytest.raises(
-        ValueError, match="approximate='fast' is not a GELU mode; valid: none, tanh"
+        ValueError,
+        match="gelu_and_mul_sparse: approximate must be one of 'none', 'tanh', got 'fast'",
     ):
         ops.gelu_and_mul_sparse(torch.randn(2, 8), 1.0, "fast")

@@ -155,7 +155,7 @@ def _good() -> dict[str, object]:
         ({"query": torch.randn(4, 2, 8)}, r"query has shape \[4, 2, 8\]; expected"),
         ({"key": torch.randn(4, 24)}, "key's last dimension 24 is not a multiple of head_size=16"),
         ({"key": torch.randn(4, 1, 1, 16)}, r"key has shape \[4, 1, 1, 16\]"),
-        ({"head_size": 0}, "head_size=0 must be > 0"),
+        ({"head_size": 0}, "head_size must be an int >= 1, got 0"),
         ({"rotary_dim": 8}, "rotary_dim=8 does not match cos_sin_cache's last dimension 16"),
         ({"cos_sin_cache": torch.randn(8, 7)}, "rotary dimension 7 must be even"),
         ({"cos_sin_cache": torch.randn(8, 18)}, r"rotary dimension 18 must be even and in \[2, h"),

@@ -35,7 +35,13 @@ from ir_op.triton import (
     define_kernel_op,
     tracing,
 )
-from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
+from ir_op.triton.rows import (
+    FLOAT_DTYPES,
+    NOT_ARGUMENTS,
+    has_row_layout,
+    on_platform_device,
+    row_stride,
+)
 
 # -- Triton kernels -------------------------------------------------------------------------------
 
@@ -207,13 +213,16 @@ def launch_gelu_and_mul_sparse(
 def gelu_and_mul_sparse_supports_args(
     x: Tensor, std_multiplier: float, approximate: str = "none"
 ) -> bool:
-    return (
-        x.dtype in FLOAT_DTYPES
-        and on_platform_device(x)
-        and (x.is_contiguous() or has_row_layout(x))
-        and bool(x.shape[-1] % 2 == 0)
-        and approximate in GELU_APPROXIMATIONS
-    )
+    try:
+        return (
+            x.dtype in FLOAT_DTYPES
+            and on_platform_device(x)
+            and (x.is_contiguous() or has_row_layout(x))
+            and bool(x.shape[-1] % 2 == 0)
+            and approximate in GELU_APPROXIMATIONS
+        )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def _half_width(shape: torch.Size) -> tuple[int, ...]:

@@ -47,7 +47,13 @@ from ir_op.triton import (
     define_kernel_op,
     tracing,
 )
-from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
+from ir_op.triton.rows import (
+    FLOAT_DTYPES,
+    NOT_ARGUMENTS,
+    has_row_layout,
+    on_platform_device,
+    row_stride,
+)
 from ir_op.triton.supports import is_static_scale
 
 SILU = 0
@@ -161,22 +167,33 @@ def launch_glu(x: Tensor, out: Tensor, scale: Tensor | None, activation: int, tr
 
 
 def silu_and_mul_supports_args(x: Tensor) -> bool:
-    return (
-        x.dtype in FLOAT_DTYPES
-        and on_platform_device(x)
-        and has_row_layout(x)
-        and bool(x.shape[-1] % 2 == 0)
-    )
+    try:
+        return (
+            x.dtype in FLOAT_DTYPES
+            and on_platform_device(x)
+            and has_row_layout(x)
+            and bool(x.shape[-1] % 2 == 0)
+        )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def gelu_and_mul_supports_args(x: Tensor, approximate: str = "none") -> bool:
-    return approximate in GELU_APPROXIMATIONS and silu_and_mul_supports_args(x)
+    try:
+        return approximate in GELU_APPROXIMATIONS and silu_and_mul_supports_args(x)
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def silu_and_mul_static_fp8_quant_supports_args(
     x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = FP8_DTYPE
 ) -> bool:
-    return fp8_dtype == FP8_DTYPE and silu_and_mul_supports_args(x) and is_static_scale(scale, x)
+    try:
+        return (
+            fp8_dtype == FP8_DTYPE and silu_and_mul_supports_args(x) and is_static_scale(scale, x)
+        )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 # -- operators for torch.compile ----------------------------------------------------------------

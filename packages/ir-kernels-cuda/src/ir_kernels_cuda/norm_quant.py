@@ -46,6 +46,7 @@ from ir_op.triton import (
 )
 from ir_op.triton.rows import (
     FLOAT_DTYPES,
+    NOT_ARGUMENTS,
     has_row_layout,
     is_row_vector,
     on_platform_device,
@@ -311,17 +312,20 @@ def rms_norm_static_fp8_quant_supports_args(
     scale: Tensor,
     fp8_dtype: torch.dtype = FP8_DTYPE,
 ) -> bool:
-    return (
-        fp8_dtype == FP8_DTYPE
-        and x.dtype in FLOAT_DTYPES
-        and on_platform_device(x)
-        and has_row_layout(x)
-        and (
-            weight is None
-            or (is_row_vector(weight, x.shape[-1], x.dtype) and on_device_of(weight, x))
+    try:
+        return (
+            fp8_dtype == FP8_DTYPE
+            and x.dtype in FLOAT_DTYPES
+            and on_platform_device(x)
+            and has_row_layout(x)
+            and (
+                weight is None
+                or (is_row_vector(weight, x.shape[-1], x.dtype) and on_device_of(weight, x))
+            )
+            and is_static_scale(scale, x)
         )
-        and is_static_scale(scale, x)
-    )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def fused_add_rms_norm_static_fp8_quant_supports_args(
@@ -332,13 +336,16 @@ def fused_add_rms_norm_static_fp8_quant_supports_args(
     scale: Tensor,
     fp8_dtype: torch.dtype = FP8_DTYPE,
 ) -> bool:
-    return (
-        x_residual.dtype == x.dtype
-        and on_device_of(x_residual, x)
-        and bool(x_residual.shape == x.shape)
-        and has_row_layout(x_residual)
-        and rms_norm_static_fp8_quant_supports_args(x, weight, epsilon, scale, fp8_dtype)
-    )
+    try:
+        return (
+            x_residual.dtype == x.dtype
+            and on_device_of(x_residual, x)
+            and bool(x_residual.shape == x.shape)
+            and has_row_layout(x_residual)
+            and rms_norm_static_fp8_quant_supports_args(x, weight, epsilon, scale, fp8_dtype)
+        )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 # -- operators for torch.compile ----------------------------------------------------------------

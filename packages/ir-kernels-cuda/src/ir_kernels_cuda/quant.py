@@ -54,7 +54,13 @@ from ir_op.triton import (
     tracing,
 )
 from ir_op.triton.quant import AMAX_TILES, amax_tiles
-from ir_op.triton.rows import FLOAT_DTYPES, has_row_layout, on_platform_device, row_stride
+from ir_op.triton.rows import (
+    FLOAT_DTYPES,
+    NOT_ARGUMENTS,
+    has_row_layout,
+    on_platform_device,
+    row_stride,
+)
 from ir_op.triton.supports import is_static_scale
 
 MIN_SCALE = min_dynamic_scale(FP8_DTYPE)
@@ -404,7 +410,10 @@ def _quantizable(x: Tensor, fp8_dtype: torch.dtype) -> bool:
 def static_scaled_fp8_quant_supports_args(
     x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = FP8_DTYPE
 ) -> bool:
-    return _quantizable(x, fp8_dtype) and is_static_scale(scale, x)
+    try:
+        return _quantizable(x, fp8_dtype) and is_static_scale(scale, x)
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def dynamic_scaled_fp8_quant_supports_args(
@@ -413,7 +422,10 @@ def dynamic_scaled_fp8_quant_supports_args(
     scale_ub: Tensor | None = None,
     fp8_dtype: torch.dtype = FP8_DTYPE,
 ) -> bool:
-    return _quantizable(x, fp8_dtype) and (scale_ub is None or is_static_scale(scale_ub, x))
+    try:
+        return _quantizable(x, fp8_dtype) and (scale_ub is None or is_static_scale(scale_ub, x))
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 # -- operators for torch.compile ----------------------------------------------------------------

@@ -43,7 +43,7 @@ from ir_op import ops
 from ir_op.platforms import current_platform
 from ir_op.platforms.rocm import AITER_PROVIDER
 from ir_op.triton import tracing
-from ir_op.triton.rows import has_row_layout, is_row_vector, on_platform_device
+from ir_op.triton.rows import NOT_ARGUMENTS, has_row_layout, is_row_vector, on_platform_device
 
 PLATFORM = "rocm"
 PROVIDED_OPS = ("rms_norm", "fused_add_rms_norm")
@@ -177,7 +177,10 @@ def _takes(x: Tensor, weight: Tensor | None, variance_size: int | None) -> bool:
 def rms_norm_supports_args(
     x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
 ) -> bool:
-    return _takes(x, weight, variance_size)
+    try:
+        return _takes(x, weight, variance_size)
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def fused_add_rms_norm_supports_args(
@@ -187,13 +190,16 @@ def fused_add_rms_norm_supports_args(
     epsilon: float,
     variance_size: int | None = None,
 ) -> bool:
-    return (
-        _takes(x, weight, variance_size)
-        and x_residual.dtype == x.dtype
-        and x_residual.get_device() == x.get_device()
-        and bool(x_residual.shape == x.shape)
-        and x_residual.is_contiguous()
-    )
+    try:
+        return (
+            _takes(x, weight, variance_size)
+            and x_residual.dtype == x.dtype
+            and x_residual.get_device() == x.get_device()
+            and bool(x_residual.shape == x.shape)
+            and x_residual.is_contiguous()
+        )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 # -- providers ------------------------------------------------------------------------------------

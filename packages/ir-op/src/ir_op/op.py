@@ -34,6 +34,8 @@ InputGenerator = Callable[..., tuple[Any, ...]]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+_is_grad_enabled = torch.is_grad_enabled  # read on every call: one global lookup, not two
+
 _OPS_BY_QUALNAME: weakref.WeakValueDictionary[str, IrOp] = weakref.WeakValueDictionary()
 """Every live op by ``namespace::name``, so a compile-time hook can find it from a string."""
 
@@ -96,8 +98,10 @@ class IrOp:
     """An IR op: a name, a native implementation, its providers and its dispatch priority.
 
     Build one with :func:`register_op`, which also puts it in :attr:`registry`. Calling the op
-    runs ``torch.ops.<ns>.<name>.default`` while torch wrap is on, and the chosen
-    implementation directly while it is off.
+    first runs its :attr:`validate` (once, whichever provider follows), then, in grad mode with
+    an argument that requires grad, the native implementation (or, for an op declared
+    ``differentiable=False``, a ``ValueError``); otherwise ``torch.ops.<ns>.<name>.default``
+    while torch wrap is on, and the chosen implementation directly while it is off.
     """
 
     registry: ClassVar[dict[str, IrOp]] = {}
@@ -113,8 +117,12 @@ class IrOp:
         *,
         schema: str | None = None,
         composite_of: Sequence[IrOp] | None = None,
+        validate: Callable[..., None] | None = None,
+        differentiable: bool = True,
     ) -> None:
         validate_name(name, "op")
+        if not isinstance(differentiable, bool):
+            raise TypeError(f"op {name!r}: differentiable must be a bool, got {differentiable!r}")
         # A composite op's native_impl is its composition (see ir_op.composite); the op's own
         # native function is that composition run over the components' native functions.
         composition = (
@@ -141,6 +149,12 @@ class IrOp:
         self.activation_indices: list[int] = signature.activation_indices(self.activations)
         self._docstring = inspect.getdoc(native_impl) or ""
         self._validate_overloads()
+        if validate is not None:
+            signature.check_predicate(validate, "validate", what=f"op {name!r}: validate")
+        self.validate: Callable[..., None] | None = validate
+        """Raises ``TypeError``/``ValueError`` for bad arguments; run once per call, first."""
+        self.differentiable = differentiable
+        self._tensor_positions = signature.tensor_positions()
 
         library = get_library()
         if hasattr(ops_namespace(library), name):
@@ -485,7 +499,56 @@ class IrOp:
         """The default overload: functional, so in-place impls get cloned activations."""
         return self.dispatch(*args, **kwargs).functional_fn(*args, **kwargs)
 
+    def _needs_grad(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether a tensor argument requires grad (the caller checked grad mode)."""
+        for i, name in self._tensor_positions:
+            value = args[i] if i < len(args) else kwargs.get(name)
+            if isinstance(value, torch.Tensor) and value.requires_grad:
+                return True
+        return False
+
+    def _call_for_grad(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The gradient rule: with grad mode on and an input that requires grad, the native
+        implementation runs (differentiable, as autograd records its torch ops); an op declared
+        ``differentiable=False`` refuses instead of returning outputs without gradients."""
+        if not self.differentiable:
+            raise ValueError(
+                f"op {self.name!r} is not differentiable (its outputs carry no gradient), but "
+                "grad mode is on and an argument requires grad; call it under torch.no_grad() "
+                "or torch.inference_mode(), or pass detached tensors" + self._differentiable_hint()
+            )
+        if not torch.compiler.is_compiling() and "grad" not in self._warned:
+            try:
+                chosen = self.dispatch(*args, **kwargs).provider
+            except RuntimeError:  # no provider takes them: native runs all the same
+                chosen = NATIVE
+            if chosen != NATIVE:
+                warning_once(
+                    self._warned,
+                    "grad",
+                    "op %r: an argument requires grad, so the native implementation runs "
+                    "instead of provider %r (kernels do not compute gradients); call it under "
+                    "torch.no_grad() or torch.inference_mode() to use the kernel",
+                    self.name,
+                    chosen,
+                )
+        return self.native_fn(*args, **kwargs)
+
+    def _differentiable_hint(self) -> str:
+        differentiable = [c.name for c in self.components if c.differentiable]
+        if not differentiable:
+            return ""
+        return (
+            f"; for gradients of its differentiable parts call {', '.join(differentiable)} "
+            "separately"
+        )
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        validate = self.validate
+        if validate is not None:
+            validate(*args, **kwargs)
+        if _is_grad_enabled() and self._needs_grad(args, kwargs):
+            return self._call_for_grad(args, kwargs)
         # Outside every block (the common case) the context costs one ContextVar.get().
         overrides = OVERRIDES.get()
         if overrides is None:
@@ -598,6 +661,10 @@ class IrOpInplaceOverload:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         op = self.op
+        if op.validate is not None:
+            op.validate(*args, **kwargs)
+        if _is_grad_enabled() and op._needs_grad(args, kwargs):
+            return op._call_for_grad(args, kwargs)  # out of place, as the contract allows
         overrides = OVERRIDES.get()
         if overrides is None:
             wrap = TORCH_WRAP.enabled
@@ -706,6 +773,8 @@ def register_op(
     allow_inplace: Literal[False] = False,
     schema: str | None = None,
     composite_of: Sequence[IrOp] | None = None,
+    validate: Callable[..., None] | None = None,
+    differentiable: bool = True,
 ) -> Callable[[Callable[..., Any]], IrOp]: ...
 
 
@@ -717,6 +786,8 @@ def register_op(
     allow_inplace: Literal[True],
     schema: str | None = None,
     composite_of: Sequence[IrOp] | None = None,
+    validate: Callable[..., None] | None = None,
+    differentiable: bool = True,
 ) -> Callable[[Callable[..., Any]], IrOpInplace]: ...
 
 
@@ -729,6 +800,8 @@ def register_op(
     allow_inplace: bool = False,
     schema: str | None = None,
     composite_of: Sequence[IrOp] | None = None,
+    validate: Callable[..., None] | None = None,
+    differentiable: bool = True,
 ) -> IrOp | Callable[[Callable[..., Any]], IrOp]:
     """Define an IR op from its native implementation and add it to :attr:`IrOp.registry`.
 
@@ -743,6 +816,12 @@ def register_op(
     by name; the op has the remaining parameters, a native implementation that composes the
     components' native ones and the provider ``unfused`` that runs each component through its
     own dispatch (see :mod:`ir_op.composite`).
+
+    ``validate`` (the native function's parameters, returning ``None``) raises ``TypeError`` or
+    ``ValueError`` for bad arguments; every call of the op runs it once, before dispatch, so
+    every provider gets the same checks. ``differentiable=False`` declares an op whose outputs
+    carry no gradient (quantization): called in grad mode with an argument that requires grad
+    it raises ``ValueError``; differentiable ops run their native implementation then.
     """
     if isinstance(f, str):
         if name is not None:
@@ -756,7 +835,15 @@ def register_op(
         if op_name in IrOp.registry:
             raise ValueError(f"op {op_name!r} is already registered")
         cls = IrOpInplace if allow_inplace else IrOp
-        op = cls(op_name, fn, activations, schema=schema, composite_of=composite_of)
+        op = cls(
+            op_name,
+            fn,
+            activations,
+            schema=schema,
+            composite_of=composite_of,
+            validate=validate,
+            differentiable=differentiable,
+        )
         IrOp.registry[op_name] = op
         _loading.op_registered(op)
         return op

@@ -67,9 +67,18 @@ def _check_annotations(sig: inspect.Signature, what: str) -> None:
         raise ValueError(f"{what}: the return type is not annotated")
 
 
+def _schema_source(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The function whose annotations ``infer_schema`` should read: for a ``functools.wraps``
+    wrapper, the wrapped function. ``inspect.signature`` follows ``__wrapped__`` but
+    ``infer_schema`` evaluates string annotations in ``fn.__globals__``: a wrapper defined in a
+    module without ``Tensor`` in scope would fail with "name 'Tensor' is not defined"."""
+    source: Callable[..., Any] = inspect.unwrap(fn, stop=lambda f: hasattr(f, "__signature__"))
+    return source
+
+
 def _infer(fn: Callable[..., Any], what: str) -> str:
     try:
-        return str(infer_schema(fn, mutates_args=()))
+        return str(infer_schema(_schema_source(fn), mutates_args=()))
     except (ValueError, TypeError) as e:
         raise ValueError(
             f"{what}: torch.library.infer_schema cannot express this signature ({e}); "
@@ -151,7 +160,7 @@ class OpSignature:
         _check_annotations(sig, what)
         if not self.explicit_schema:
             try:
-                schema = str(infer_schema(fn, mutates_args=()))
+                schema = str(infer_schema(_schema_source(fn), mutates_args=()))
             except (ValueError, TypeError) as e:
                 raise ValueError(
                     f"{what}: the implementation's signature {sig} does not match the native "
@@ -173,13 +182,15 @@ class OpSignature:
                 f"signature {self.python}"
             )
 
-    def check_predicate(self, fn: object, provider: str) -> None:
+    def check_predicate(self, fn: object, provider: str, what: str | None = None) -> None:
         """Raise ``ValueError`` unless ``fn`` can be called exactly like the native function.
 
         Matching names, count and defaults let dispatch pass the caller's arguments straight
-        through, without binding them to a signature on every call.
+        through, without binding them to a signature on every call. Checks ``supports_args``
+        predicates and op validators (``what`` names the latter in messages).
         """
-        what = f"op {self.op_name!r}, provider {provider!r}: supports_args"
+        if what is None:
+            what = f"op {self.op_name!r}, provider {provider!r}: supports_args"
         if not callable(fn):
             raise ValueError(f"{what} must be callable, got {fn!r}")
         sig = _signature_of(fn, what)
@@ -204,6 +215,15 @@ class OpSignature:
                 raise ValueError(
                     f"{what} gives parameter {p.name!r} {shown}; the native function has {wanted}"
                 )
+
+    def tensor_positions(self) -> tuple[tuple[int, str], ...]:
+        """``(position, name)`` of each ``Tensor`` or ``Tensor?`` parameter, from the schema."""
+        parsed = torch._C.parse_schema(f"ir_schema_check::op{self.schema}")
+        return tuple(
+            (i, a.name)
+            for i, a in enumerate(parsed.arguments)
+            if str(a.type) in ("Tensor", "Optional[Tensor]", "Tensor?")
+        )
 
     def activation_indices(self, activations: Sequence[str]) -> list[int]:
         return [i for i, name in enumerate(self.python.parameters) if name in activations]

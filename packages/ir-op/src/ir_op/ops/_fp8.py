@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from ir_op.ops._checks import describe
+
 if TYPE_CHECKING:
     from ir_op.op import IrOp
 
@@ -22,11 +24,12 @@ DYNAMIC_SCALE_FLOOR_DIVISOR = 512.0
 """Dynamic scales are at least ``1 / (fp8_max * 512)``, so an all-zero row never divides by 0."""
 
 
-def check_fp8_dtype(fp8_dtype: object) -> torch.dtype:
+def check_fp8_dtype(fp8_dtype: object, op: str = "fp8 quantization") -> torch.dtype:
     """Return ``fp8_dtype`` if ops can quantize to it, else raise ``ValueError``."""
     if not isinstance(fp8_dtype, torch.dtype) or fp8_dtype not in FP8_DTYPES:
-        raise ValueError(
-            f"fp8_dtype={fp8_dtype!r} is not a supported fp8 format; valid: "
+        error = ValueError if isinstance(fp8_dtype, torch.dtype) else TypeError
+        raise error(
+            f"{op}: fp8_dtype={fp8_dtype!r} is not a supported fp8 format; valid: "
             f"{', '.join(str(d) for d in FP8_DTYPES)}"
         )
     return fp8_dtype
@@ -62,18 +65,8 @@ def allow_one_fp8_step(*ops: IrOp) -> None:
             op.override_tolerance(fp8_dtype, atol=atol, rtol=rtol)
 
 
-def check_scale(scale: object, name: str) -> Tensor:
-    """Return ``scale`` if it is a one-element float32 tensor (a static scale), else raise."""
-    if not isinstance(scale, Tensor):
-        raise TypeError(f"{name} must be a one-element float32 tensor, got {scale!r}")
-    if scale.numel() != 1 or scale.dtype != torch.float32:
-        raise ValueError(
-            f"{name} must be a one-element float32 tensor, got {scale.dtype} of shape "
-            f"{list(scale.shape)}"
-        )
-    return scale
-
-
-def check_float_input(x: Tensor, op_name: str) -> None:
-    if not x.is_floating_point():
-        raise ValueError(f"{op_name}: x must be a floating-point tensor, got {x.dtype}")
+def check_scale(scale: object, name: str, op: str) -> None:
+    """Raise unless ``scale`` is a one-element float32 tensor (a static scale)."""
+    if not (isinstance(scale, Tensor) and scale.dtype == torch.float32 and scale.numel() == 1):
+        error = ValueError if isinstance(scale, Tensor) else TypeError
+        raise error(f"{op}: {name} must be a one-element float32 tensor, got {describe(scale)}")

@@ -7,17 +7,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ir_op.op import register_op
+from ir_op.ops._checks import (
+    FLOATING_DTYPES,
+    NOT_ARGUMENTS,
+    check_choice,
+    check_finite_number,
+    check_gated_x,
+    compute_dtype,
+)
 from ir_op.ops._inputs import activations
 
 GELU_APPROXIMATIONS = ("none", "tanh")
-
-
-def check_gelu_approximate(approximate: str) -> None:
-    if approximate not in GELU_APPROXIMATIONS:
-        raise ValueError(
-            f"approximate={approximate!r} is not a GELU mode; "
-            f"valid: {', '.join(GELU_APPROXIMATIONS)}"
-        )
 
 
 def gelu(v: Tensor, approximate: str) -> Tensor:
@@ -30,57 +30,81 @@ def gelu(v: Tensor, approximate: str) -> Tensor:
     return torch.where(v == float("inf"), v, F.gelu(v, approximate=approximate))
 
 
-def gate_width(x: Tensor) -> int:
-    """Half the last dimension of a gated activation's input; odd widths are an error."""
-    width = x.shape[-1]
-    if width % 2:
-        raise ValueError(
-            f"a gated activation needs an even last dimension [gate | up], got {width}"
-        )
-    return width // 2
+def _validate_silu_and_mul(x: Tensor) -> None:
+    try:
+        if x.dtype in FLOATING_DTYPES and not x.shape[-1] % 2:
+            return
+    except NOT_ARGUMENTS:
+        pass
+    check_gated_x("silu_and_mul", x)
 
 
-@register_op
+def _validate_gelu_and_mul(x: Tensor, approximate: str = "none") -> None:
+    try:
+        if (
+            x.dtype in FLOATING_DTYPES
+            and not x.shape[-1] % 2
+            and approximate in GELU_APPROXIMATIONS
+        ):
+            return
+    except NOT_ARGUMENTS:
+        pass
+    check_gated_x("gelu_and_mul", x)
+    check_choice("gelu_and_mul", "approximate", approximate, GELU_APPROXIMATIONS)
+
+
+def _validate_gelu_and_mul_sparse(
+    x: Tensor, std_multiplier: float, approximate: str = "none"
+) -> None:
+    check_gated_x("gelu_and_mul_sparse", x)
+    check_finite_number("gelu_and_mul_sparse", "std_multiplier", std_multiplier)
+    check_choice("gelu_and_mul_sparse", "approximate", approximate, GELU_APPROXIMATIONS)
+
+
+@register_op(validate=_validate_silu_and_mul)
 def silu_and_mul(x: Tensor) -> Tensor:
     """SwiGLU's gate: ``silu(x[..., :d]) * x[..., d:]`` with ``d = x.shape[-1] // 2``.
 
     ``x`` is ``[..., 2 * d]`` (gate, then up); an odd last dimension is a ``ValueError``.
-    ``silu(g) = g * sigmoid(g)`` and the product are float32, rounded once to ``x.dtype``; the
-    output is ``[..., d]``.
+    ``silu(g) = g * sigmoid(g)`` and the product are float32 (float64 for float64 ``x``),
+    rounded once to ``x.dtype``; the output is ``[..., d]``.
     """
-    d = gate_width(x)
-    gate = x[..., :d].float()
-    return (F.silu(gate) * x[..., d:].float()).to(x.dtype)
+    d = x.shape[-1] // 2
+    compute = compute_dtype(x)
+    gate = x[..., :d].to(compute)
+    return (F.silu(gate) * x[..., d:].to(compute)).to(x.dtype)
 
 
-@register_op
+@register_op(validate=_validate_gelu_and_mul)
 def gelu_and_mul(x: Tensor, approximate: str = "none") -> Tensor:
     """GeGLU's gate: ``gelu(x[..., :d]) * x[..., d:]`` with ``d = x.shape[-1] // 2``.
 
     ``approximate`` is ``"none"`` (``g * Phi(g)``, the exact erf form) or ``"tanh"`` (the tanh
     approximation); anything else is a ``ValueError``, as is an odd last dimension. GELU and the
-    product are float32, rounded once to ``x.dtype``; the output is ``[..., d]``.
+    product are float32 (float64 for float64 ``x``), rounded once to ``x.dtype``; the output is
+    ``[..., d]``.
     """
-    check_gelu_approximate(approximate)
-    d = gate_width(x)
-    gate = x[..., :d].float()
-    return (gelu(gate, approximate) * x[..., d:].float()).to(x.dtype)
+    d = x.shape[-1] // 2
+    compute = compute_dtype(x)
+    gate = x[..., :d].to(compute)
+    return (gelu(gate, approximate) * x[..., d:].to(compute)).to(x.dtype)
 
 
-@register_op
+@register_op(validate=_validate_gelu_and_mul_sparse)
 def gelu_and_mul_sparse(x: Tensor, std_multiplier: float, approximate: str = "none") -> Tensor:
     """Gemma3n's sparse GeGLU: ``gelu(relu(gate - (mean + std * std_multiplier))) * up``.
 
     ``x`` is ``[..., 2 * d]``, ``gate = x[..., :d]`` and ``up = x[..., d:]``. Each row's gate
     mean and population standard deviation set a threshold; gate values below it become zero
     (the target sparsity, ``std_multiplier = Normal(0, 1).icdf(sparsity)``). Statistics, GELU
-    (``approximate`` is ``"none"`` or ``"tanh"``) and the product are float32; the output, of
-    shape ``[..., d]``, has ``x.dtype``.
+    (``approximate`` is ``"none"`` or ``"tanh"``) and the product are float32 (float64 for
+    float64 ``x``); the output, of shape ``[..., d]``, has ``x.dtype``. ``std_multiplier`` is a
+    finite float.
     """
-    check_gelu_approximate(approximate)
-    d = gate_width(x)
-    gate = x[..., :d].float()
-    up = x[..., d:].float()
+    d = x.shape[-1] // 2
+    compute = compute_dtype(x)
+    gate = x[..., :d].to(compute)
+    up = x[..., d:].to(compute)
     mean = gate.mean(dim=-1, keepdim=True)
     std = (gate - mean).square().mean(dim=-1, keepdim=True).sqrt()
     sparse_gate = F.relu(gate - (mean + std * std_multiplier))

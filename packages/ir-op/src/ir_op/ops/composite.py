@@ -13,14 +13,99 @@ from torch import Tensor
 
 from ir_op.composite import Components
 from ir_op.op import register_op
-from ir_op.ops._fp8 import allow_one_fp8_step
+from ir_op.ops._checks import (
+    FLOATING_DTYPES,
+    INF,
+    NOT_ARGUMENTS,
+    check_gated_x,
+    check_norm_args,
+    check_residual,
+)
+from ir_op.ops._fp8 import FP8_DTYPES, allow_one_fp8_step
 from ir_op.ops._inputs import fp8_scale_for
 from ir_op.ops.activation import silu_and_mul
 from ir_op.ops.norm import fused_add_rms_norm, rms_norm
-from ir_op.ops.quant import static_scaled_fp8_quant
+from ir_op.ops.quant import check_static_quant_args, is_static_scale, static_scaled_fp8_quant
 
 
-@register_op(composite_of=[rms_norm, static_scaled_fp8_quant])
+def _validate_rms_norm_static_fp8_quant(
+    x: Tensor,
+    weight: Tensor | None,
+    epsilon: float,
+    scale: Tensor,
+    fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+) -> None:
+    try:
+        hidden = x.shape[-1]
+        if (
+            x.dtype in FLOATING_DTYPES
+            and (weight is None or (weight.dtype in FLOATING_DTYPES and weight.shape == (hidden,)))
+            and type(epsilon) is float
+            and 0.0 <= epsilon < INF
+            and is_static_scale(scale)
+            and fp8_dtype in FP8_DTYPES
+        ):
+            return
+    except NOT_ARGUMENTS:
+        pass
+    check_norm_args("rms_norm_static_fp8_quant", x, weight, epsilon, None)
+    check_static_quant_args("rms_norm_static_fp8_quant", scale, fp8_dtype)
+
+
+def _validate_fused_add_rms_norm_static_fp8_quant(
+    x: Tensor,
+    x_residual: Tensor,
+    weight: Tensor | None,
+    epsilon: float,
+    scale: Tensor,
+    fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+) -> None:
+    try:
+        shape = x.shape
+        if (
+            x.dtype in FLOATING_DTYPES
+            and x_residual.dtype in FLOATING_DTYPES
+            and x_residual.shape == shape
+            and (weight is None or (weight.dtype in FLOATING_DTYPES and weight.shape == shape[-1:]))
+            and type(epsilon) is float
+            and 0.0 <= epsilon < INF
+            and is_static_scale(scale)
+            and fp8_dtype in FP8_DTYPES
+            and shape
+        ):
+            return
+    except NOT_ARGUMENTS:
+        pass
+    op = "fused_add_rms_norm_static_fp8_quant"
+    check_norm_args(op, x, weight, epsilon, None)
+    check_residual(op, x_residual, x)
+    check_static_quant_args(op, scale, fp8_dtype)
+
+
+def _validate_silu_and_mul_static_fp8_quant(
+    x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+) -> None:
+    try:
+        if (
+            x.dtype in FLOATING_DTYPES
+            and not x.shape[-1] % 2
+            and is_static_scale(scale)
+            and fp8_dtype in FP8_DTYPES
+        ):
+            return
+    except NOT_ARGUMENTS:
+        pass
+    check_gated_x("silu_and_mul_static_fp8_quant", x)
+    check_static_quant_args("silu_and_mul_static_fp8_quant", scale, fp8_dtype)
+
+
+# Not differentiable: the quantized output carries no gradient, and a gradient of only the
+# residual output would be a silent half of one (see IrOp's gradient rule).
+@register_op(
+    composite_of=[rms_norm, static_scaled_fp8_quant],
+    validate=_validate_rms_norm_static_fp8_quant,
+    differentiable=False,
+)
 def rms_norm_static_fp8_quant(
     components: Components,
     x: Tensor,
@@ -32,7 +117,8 @@ def rms_norm_static_fp8_quant(
     """RMS normalization, then static fp8 quantization of the result.
 
     ``static_scaled_fp8_quant(rms_norm(x, weight, epsilon), scale, fp8_dtype)``: the
-    normalized, weighted row is rounded to ``x.dtype`` (as ``rms_norm`` returns it), then
+    normalized, weighted row is rounded to ``x.dtype`` (as ``rms_norm`` returns it, after the
+    product in the weight's dtype), then
     divided by the one-element float32 ``scale`` in float32, clamped to the fp8 range and cast
     to ``fp8_dtype``. The output has ``x``'s shape and ``fp8_dtype``.
     """
@@ -41,7 +127,11 @@ def rms_norm_static_fp8_quant(
     return quantized
 
 
-@register_op(composite_of=[fused_add_rms_norm, static_scaled_fp8_quant])
+@register_op(
+    composite_of=[fused_add_rms_norm, static_scaled_fp8_quant],
+    validate=_validate_fused_add_rms_norm_static_fp8_quant,
+    differentiable=False,
+)
 def fused_add_rms_norm_static_fp8_quant(
     components: Components,
     x: Tensor,
@@ -62,7 +152,11 @@ def fused_add_rms_norm_static_fp8_quant(
     return components.static_scaled_fp8_quant(out, scale, fp8_dtype), residual_out
 
 
-@register_op(composite_of=[silu_and_mul, static_scaled_fp8_quant])
+@register_op(
+    composite_of=[silu_and_mul, static_scaled_fp8_quant],
+    validate=_validate_silu_and_mul_static_fp8_quant,
+    differentiable=False,
+)
 def silu_and_mul_static_fp8_quant(
     components: Components,
     x: Tensor,

@@ -10,9 +10,10 @@ import torch
 from torch import Tensor
 
 from ir_op.op import register_op
+from ir_op.ops._checks import FLOATING_DTYPES, NOT_ARGUMENTS, check_bool, check_float_tensor
 from ir_op.ops._fp8 import (
+    FP8_DTYPES,
     allow_one_fp8_step,
-    check_float_input,
     check_fp8_dtype,
     check_scale,
     fp8_max,
@@ -22,12 +23,67 @@ from ir_op.ops._inputs import activations, fp8_scale_for
 
 
 def quantize(x: Tensor, scale: Tensor, fp8_dtype: torch.dtype) -> Tensor:
-    """``clamp(x / scale, -max, max)`` in float32, cast to ``fp8_dtype``; ``scale`` broadcasts."""
+    """``clamp(x / scale, -max, max)`` in float32, cast to ``fp8_dtype``; ``scale`` broadcasts.
+
+    Float32 for float64 ``x`` too: an fp8 result (and a float32 scale) gains nothing from more.
+    """
     limit = fp8_max(fp8_dtype)
     return (x.float() / scale).clamp(-limit, limit).to(fp8_dtype)
 
 
-@register_op
+def is_static_scale(scale: Tensor) -> bool:
+    """A one-element float32 tensor (raises ``AttributeError`` for a non-tensor)."""
+    return scale.dtype == torch.float32 and scale.numel() == 1
+
+
+def check_static_quant_args(op: str, scale: object, fp8_dtype: object) -> None:
+    """The static quantization arguments: a one-element float32 ``scale``, an fp8 format (the
+    complete check, for validators whose fast path did not accept them)."""
+    if not (isinstance(scale, Tensor) and scale.dtype == torch.float32 and scale.numel() == 1):
+        check_scale(scale, "scale", op)
+    if type(fp8_dtype) is not torch.dtype or fp8_dtype not in FP8_DTYPES:
+        check_fp8_dtype(fp8_dtype, op)
+
+
+def _validate_static_scaled_fp8_quant(
+    x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
+) -> None:
+    try:
+        if x.dtype in FLOATING_DTYPES and is_static_scale(scale) and fp8_dtype in FP8_DTYPES:
+            return
+    except NOT_ARGUMENTS:
+        pass
+    check_float_tensor("static_scaled_fp8_quant", "x", x, min_dim=0)
+    check_static_quant_args("static_scaled_fp8_quant", scale, fp8_dtype)
+
+
+def _validate_dynamic_scaled_fp8_quant(
+    x: Tensor,
+    per_token: bool = False,
+    scale_ub: Tensor | None = None,
+    fp8_dtype: torch.dtype = torch.float8_e4m3fn,
+) -> None:
+    try:
+        if (
+            x.dtype in FLOATING_DTYPES
+            and x.dim()
+            and type(per_token) is bool
+            and (scale_ub is None or is_static_scale(scale_ub))
+            and fp8_dtype in FP8_DTYPES
+        ):
+            return
+    except NOT_ARGUMENTS:
+        pass
+    op = "dynamic_scaled_fp8_quant"
+    check_float_tensor(op, "x", x)
+    check_bool(op, "per_token", per_token)
+    if scale_ub is not None:
+        check_scale(scale_ub, "scale_ub", op)
+    if type(fp8_dtype) is not torch.dtype or fp8_dtype not in FP8_DTYPES:
+        check_fp8_dtype(fp8_dtype, op)
+
+
+@register_op(validate=_validate_static_scaled_fp8_quant, differentiable=False)
 def static_scaled_fp8_quant(
     x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
 ) -> Tensor:
@@ -39,9 +95,6 @@ def static_scaled_fp8_quant(
     ``float8_e4m3fnuz``, max 240). Values beyond the range saturate at ``±fp8_max``, infinities
     included; NaN stays NaN. The output has ``x``'s shape.
     """
-    fp8_dtype = check_fp8_dtype(fp8_dtype)
-    check_float_input(x, "static_scaled_fp8_quant")
-    check_scale(scale, "scale")
     return quantize(x, scale.reshape(()), fp8_dtype)
 
 
@@ -59,7 +112,7 @@ def _tensor_amax(x32: Tensor) -> Tensor:
     return x32.abs().amax().reshape(1)
 
 
-@register_op
+@register_op(validate=_validate_dynamic_scaled_fp8_quant, differentiable=False)
 def dynamic_scaled_fp8_quant(
     x: Tensor,
     per_token: bool = False,
@@ -78,12 +131,6 @@ def dynamic_scaled_fp8_quant(
     cast). A NaN (or an infinity) in a row makes that row's scale NaN (or infinite) and its
     values NaN (or 0); per tensor, the whole tensor's.
     """
-    fp8_dtype = check_fp8_dtype(fp8_dtype)
-    check_float_input(x, "dynamic_scaled_fp8_quant")
-    if x.dim() == 0:
-        raise ValueError("dynamic_scaled_fp8_quant: x must have at least one dimension")
-    if scale_ub is not None:
-        check_scale(scale_ub, "scale_ub")
     x32 = x.float()
     if per_token:
         amax = _row_amax(x32)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from ir_op.op import register_op
+from ir_op.ops._checks import check_bool, check_float_tensor, check_int, compute_dtype, describe
 from ir_op.ops._inputs import activations
 
 # torch.library.infer_schema cannot express a ``tuple[Tensor, Tensor | None]`` return (torch
@@ -78,10 +79,11 @@ def _rotary_width(
 def _rotate(
     t: Tensor, heads: int, head_size: int, cos: Tensor, sin: Tensor, is_neox_style: bool
 ) -> Tensor:
-    """``t`` rotated by per-token ``cos``/``sin`` (``[tokens, rotary_dim / 2]``, float32)."""
+    """``t`` rotated by per-token ``cos``/``sin`` (``[tokens, rotary_dim / 2]``, in the
+    compute dtype)."""
     half = cos.shape[-1]
     rows = t.reshape(cos.shape[0], heads, head_size)
-    rotated = rows[..., : 2 * half].float()
+    rotated = rows[..., : 2 * half].to(cos.dtype)
     c, s = cos.unsqueeze(-2), sin.unsqueeze(-2)  # broadcast over heads
     if is_neox_style:
         x1, x2 = rotated[..., :half], rotated[..., half:]
@@ -92,7 +94,38 @@ def _rotate(
     return torch.cat((out.to(t.dtype), rows[..., 2 * half :]), dim=-1).reshape(t.shape)
 
 
-@register_op(activations=["query", "key"], allow_inplace=True, schema=ROTARY_EMBEDDING_SCHEMA)
+def _validate_rotary_embedding(
+    positions: Tensor,
+    query: Tensor,
+    key: Tensor | None,
+    head_size: int,
+    cos_sin_cache: Tensor,
+    is_neox_style: bool,
+    rotary_dim: int | None = None,
+) -> None:
+    op = "rotary_embedding"
+    for name, value in (("positions", positions), ("cos_sin_cache", cos_sin_cache)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{op}: {name} must be a tensor, got {describe(value)}")
+    check_float_tensor(op, "query", query)
+    if key is not None:
+        check_float_tensor(op, "key", key)
+    check_int(op, "head_size", head_size, 1)
+    check_bool(op, "is_neox_style", is_neox_style)
+    if rotary_dim is not None:
+        check_int(op, "rotary_dim", rotary_dim, 2)
+    _rotary_width(positions, head_size, cos_sin_cache, rotary_dim)
+    _num_heads("query", query, positions, head_size)
+    if key is not None:
+        _num_heads("key", key, positions, head_size)
+
+
+@register_op(
+    activations=["query", "key"],
+    allow_inplace=True,
+    schema=ROTARY_EMBEDDING_SCHEMA,
+    validate=_validate_rotary_embedding,
+)
 def rotary_embedding(
     positions: Tensor,
     query: Tensor,
@@ -115,14 +148,15 @@ def rotary_embedding(
     ``(a * cos - b * sin, b * cos + a * sin)``: NeoX style (``is_neox_style``) pairs element
     ``i`` with ``i + rotary_dim / 2``, GPT-J style pairs ``2i`` with ``2i + 1``. Elements past
     ``rotary_dim`` are copied unchanged (partial rotation). The math is float32 (the cache read
-    in float32); each output is rounded once to its input's dtype. ``key`` may be ``None``; its
-    output is then ``None``. Positions must lie in ``[0, max_position)``. With
-    ``maybe_inplace`` a provider may write the outputs into ``query`` and ``key``.
+    in float32; float64 for a float64 ``query``); each output is rounded once to its input's
+    dtype. ``key`` may be ``None``; its output is then ``None``. Positions must lie in
+    ``[0, max_position)``. With ``maybe_inplace`` a provider may write the outputs into
+    ``query`` and ``key``.
     """
     width = _rotary_width(positions, head_size, cos_sin_cache, rotary_dim)
     query_heads = _num_heads("query", query, positions, head_size)
     key_heads = _num_heads("key", key, positions, head_size) if key is not None else 0
-    cos_sin = cos_sin_cache.index_select(0, positions.reshape(-1)).float()
+    cos_sin = cos_sin_cache.index_select(0, positions.reshape(-1)).to(compute_dtype(query))
     cos, sin = cos_sin[:, : width // 2], cos_sin[:, width // 2 :]
     query_out = _rotate(query, query_heads, head_size, cos, sin, is_neox_style)
     if key is None:

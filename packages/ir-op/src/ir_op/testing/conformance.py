@@ -26,7 +26,15 @@ is covered as soon as it has a generator:
 - ``test_supports_args_is_a_bool``: on FakeTensors with static and with symbolic shapes the
   predicate returns a Python ``bool``, the same as on real tensors;
 - ``test_cuda_graph_replay_equals_eager`` (marked ``gpu``): a call captured in a CUDA graph and
-  replayed on new inputs equals an eager call on them.
+  replayed on new inputs equals an eager call on them;
+- ``test_rejects_bad_input``: every op's arguments spoiled one at a time
+  (:mod:`ir_op.testing.bad_inputs`) raise a ``TypeError``/``ValueError`` naming the op and the
+  argument with the provider first, torch wrap on and off; ``supports_args`` answers a bool
+  and no global state changes;
+- ``test_gradients``: with inputs that require grad the op's gradients equal native's, or a
+  non-differentiable op refuses (:mod:`ir_op.testing.semantics`);
+- ``test_weight_dtypes``: norm weights of another dtype than ``x``, and float64 inputs, match
+  the native function.
 
 On real hardware the full grid runs (tokens :data:`FULL_TOKENS` x hidden :data:`FULL_HIDDEN`);
 on an emulated platform (Triton's interpreter on the CPU, slow) a subset that still has every
@@ -54,7 +62,9 @@ from torch import Tensor
 from ir_op.impl import IrOpImpl
 from ir_op.op import IrOp
 from ir_op.testing import preserved_priorities
+from ir_op.testing.bad_inputs import BadInput, bad_input_cases, check_rejects_bad_input
 from ir_op.testing.pytest_plugin import DeviceUnderTest, conformance_grid, device_under_test
+from ir_op.testing.semantics import check_gradients, check_weight_dtypes, weight_dtype_pairs
 from ir_op.wrap import enable_torch_wrap
 
 FULL_TOKENS = (1, 7, 83, 512, 4096)
@@ -633,7 +643,34 @@ class ProviderConformance:
             variants=self.input_variants,
         )
 
+    def _generate_semantic_tests(self, metafunc: pytest.Metafunc) -> None:
+        """Parametrize the tests that take other arguments than a :class:`Case`."""
+        device = device_under_test()
+        reason = self.skip_reason(device)
+        name = metafunc.function.__name__
+        params: list[Any] = []
+        if reason is None:
+            ops = self.ops()
+            if name == "test_rejects_bad_input":
+                params = [pytest.param(b, id=b.id) for b in bad_input_cases(ops)]
+            elif name == "test_gradients":
+                params = [pytest.param(op.name, id=op.name) for op in ops]
+            else:
+                params = [
+                    pytest.param((op.name, x, w), id=f"{op.name}-{_dtype_name(x)}-{_dtype_name(w)}")
+                    for op in ops
+                    if "weight" in op.signature.parameter_names
+                    for x, w in weight_dtype_pairs()
+                ]
+            reason = f"no op with provider {self.provider!r} for {name}"
+        if not params:
+            params = [pytest.param(None, id="skipped", marks=pytest.mark.skip(reason=reason))]
+        metafunc.parametrize("semantic_case", params)
+
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "semantic_case" in metafunc.fixturenames:
+            self._generate_semantic_tests(metafunc)
+            return
         kind = self._KINDS.get(metafunc.function.__name__)
         if kind is None or "case" not in metafunc.fixturenames:
             return
@@ -677,3 +714,19 @@ class ProviderConformance:
     @pytest.mark.gpu
     def test_cuda_graph_replay_equals_eager(self, case: Case, ir_device: DeviceUnderTest) -> None:
         check_cuda_graph(case, self.provider, ir_device.tensor_device)
+
+    def test_rejects_bad_input(self, semantic_case: BadInput, ir_device: DeviceUnderTest) -> None:
+        check_rejects_bad_input(semantic_case, self.provider, ir_device.tensor_device)
+
+    def test_gradients(self, semantic_case: str, ir_device: DeviceUnderTest) -> None:
+        check_gradients(IrOp.registry[semantic_case], self.provider, ir_device.tensor_device)
+
+    def test_weight_dtypes(
+        self,
+        semantic_case: tuple[str, torch.dtype, torch.dtype],
+        ir_device: DeviceUnderTest,
+    ) -> None:
+        name, x_dtype, weight_dtype = semantic_case
+        check_weight_dtypes(
+            IrOp.registry[name], self.provider, ir_device.tensor_device, x_dtype, weight_dtype
+        )

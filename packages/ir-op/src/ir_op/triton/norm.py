@@ -2,10 +2,13 @@
 -rocm and -xpu).
 
 Semantics are those of ``ir_op.ops.rms_norm`` / ``fused_add_rms_norm``: the (residual) sum and
-the mean of squares (over the first ``variance_size`` columns, all by default) are float32; the
-normalized row is rounded to the output dtype, then multiplied by the weight (in float32, on the
-rounded value: the same result as a product in the weight's dtype, which equals the
-activation's) and rounded again; ``residual_out`` is the sum rounded to its dtype.
+the mean of squares (over the first ``variance_size`` columns, all by default) are float32; as in
+vLLM IR, the normalized row is rounded to the weight's dtype, multiplied by the weight (in
+float32, on the rounded values: exact for 16-bit operands, so the same result as a product in
+the weight's dtype once rounded to it), and the product cast to the output dtype (one rounding
+more only where the weight's dtype is not the output's; a float32 weight rounds once);
+``residual_out`` is the sum rounded to its dtype. Weights may be fp16, bf16 or fp32 whatever
+``x``'s dtype.
 
 Two shapes of kernel, chosen by the kernel set's :class:`~ir_op.triton.configs.RowTable`:
 
@@ -38,8 +41,8 @@ interpreter under NumPy 2.4).
 Arguments the kernels take (:func:`~ir_op.triton.supports.rms_norm_supports_args`,
 :func:`~ir_op.triton.supports.fused_add_rms_norm_supports_args`): fp16, bf16 or fp32 activations
 on the platform's device in row layout (last dimension contiguous, any row stride); a weight that
-is ``None`` or a contiguous ``[hidden]`` vector of ``x``'s dtype; a residual of ``x``'s shape and
-dtype in row layout.
+is ``None`` or a contiguous ``[hidden]`` vector of fp16, bf16 or fp32; a residual of ``x``'s
+shape and dtype in row layout.
 """
 
 from __future__ import annotations
@@ -133,9 +136,12 @@ def rms_norm_rows(  # type: ignore[no-untyped-def]
     else:
         mean_square = tl.sum(x * x, axis=1) / N_COLS
     rstd = tl.rsqrt(mean_square + epsilon)
-    out = (x * rstd[:, None]).to(out_ptr.dtype.element_ty)
-    if HAS_WEIGHT:
-        out = (out.to(tl.float32) * weight.to(tl.float32)[None, :]).to(out_ptr.dtype.element_ty)
+    if HAS_WEIGHT:  # vLLM's rule: round to the weight's dtype, multiply there, cast to out's
+        out = (x * rstd[:, None]).to(weight_ptr.dtype.element_ty).to(tl.float32)
+        out = (out * weight.to(tl.float32)[None, :]).to(weight_ptr.dtype.element_ty)
+        out = out.to(out_ptr.dtype.element_ty)
+    else:
+        out = (x * rstd[:, None]).to(out_ptr.dtype.element_ty)
     tl.store(out_ptr + rows * out_row_stride + cols_2d, out, mask=mask)
 
 
@@ -299,10 +305,13 @@ def rms_norm_looped_kernel(  # type: ignore[no-untyped-def]
                 x.to(residual_out_ptr.dtype.element_ty),
                 mask=mask,
             )
-        out = (x * rstd).to(out_ptr.dtype.element_ty)
         if HAS_WEIGHT:
             weight = tl.load(weight_ptr + cols, mask=mask, other=0.0, eviction_policy=REUSED)
-            out = (out.to(tl.float32) * weight.to(tl.float32)).to(out_ptr.dtype.element_ty)
+            out = (x * rstd).to(weight_ptr.dtype.element_ty).to(tl.float32)
+            out = (out * weight.to(tl.float32)).to(weight_ptr.dtype.element_ty)
+            out = out.to(out_ptr.dtype.element_ty)
+        else:
+            out = (x * rstd).to(out_ptr.dtype.element_ty)
         tl.store(out_row + cols, out, mask=mask)
 
 

@@ -58,7 +58,7 @@ from ir_op import ops
 from ir_op.triton.configs import _power_of_two_at_least
 from ir_op.triton.kernel_ops import define_kernel_op, tracing
 from ir_op.triton.launcher import BoundLauncher, KernelLauncher
-from ir_op.triton.rows import FLOAT_DTYPES, on_platform_device
+from ir_op.triton.rows import FLOAT_DTYPES, NOT_ARGUMENTS, on_platform_device
 from ir_op.triton.supports import on_device_of
 
 POSITION_DTYPES = (torch.int32, torch.int64)
@@ -274,34 +274,37 @@ def rotary_embedding_supports_args(
     rotary_dim: int | None = None,
 ) -> bool:
     """Whether :func:`rotary_kernel` takes these arguments (the module docstring lists them)."""
-    if not (
-        positions.dtype in POSITION_DTYPES
-        and positions.dim() >= 1
-        and query.dtype in FLOAT_DTYPES
-        and on_platform_device(query)
-        and cos_sin_cache.dtype in FLOAT_DTYPES
-        and cos_sin_cache.dim() == 2
-        and on_device_of(positions, query)
-        and on_device_of(cos_sin_cache, query)
-        and bool(head_size > 0)
-    ):
-        return False
-    width = cos_sin_cache.shape[1]
-    if not (
-        bool(width % 2 == 0)
-        and bool(0 < width <= head_size)
-        and (rotary_dim is None or bool(rotary_dim == width))
-        and bool(cos_sin_cache.stride(1) == 1)
-    ):
-        return False
-    return _kernel_can_rotate(query, positions, head_size) and (
-        key is None
-        or (
-            key.dtype in FLOAT_DTYPES
-            and on_device_of(key, query)
-            and _kernel_can_rotate(key, positions, head_size)
+    try:
+        if not (
+            positions.dtype in POSITION_DTYPES
+            and positions.dim() >= 1
+            and query.dtype in FLOAT_DTYPES
+            and on_platform_device(query)
+            and cos_sin_cache.dtype in FLOAT_DTYPES
+            and cos_sin_cache.dim() == 2
+            and on_device_of(positions, query)
+            and on_device_of(cos_sin_cache, query)
+            and bool(head_size > 0)
+        ):
+            return False
+        width = cos_sin_cache.shape[1]
+        if not (
+            bool(width % 2 == 0)
+            and bool(0 < width <= head_size)
+            and (rotary_dim is None or bool(rotary_dim == width))
+            and bool(cos_sin_cache.stride(1) == 1)
+        ):
+            return False
+        return _kernel_can_rotate(query, positions, head_size) and (
+            key is None
+            or (
+                key.dtype in FLOAT_DTYPES
+                and on_device_of(key, query)
+                and _kernel_can_rotate(key, positions, head_size)
+            )
         )
-    )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 # -- launching ------------------------------------------------------------------------------------

@@ -22,7 +22,13 @@ from ir_op import platforms
 from ir_op.platforms import Platform
 
 FLOAT_DTYPES: frozenset[torch.dtype] = frozenset({torch.float16, torch.bfloat16, torch.float32})
-"""The activation dtypes the row-wise kernels take."""
+"""The activation dtypes the row-wise kernels take (float64 goes to native, which computes it
+in float64)."""
+
+NOT_ARGUMENTS: tuple[type[Exception], ...] = (AttributeError, IndexError, TypeError)
+"""What a ``supports_args`` predicate catches to answer ``False``: it must never raise, and
+arguments that are not tensors (``None``, a list) or a 0-dim ``x`` raise these when read as
+rows. A ``try`` costs nothing until it catches, so the predicates keep their speed."""
 
 
 def _is_cpu(t: Tensor) -> bool:

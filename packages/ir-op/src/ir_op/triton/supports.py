@@ -22,6 +22,7 @@ from torch import Tensor
 from ir_op.ops.activation import GELU_APPROXIMATIONS
 from ir_op.triton.rows import (
     FLOAT_DTYPES,
+    NOT_ARGUMENTS,
     has_row_layout,
     is_row_vector,
     on_platform_device,
@@ -60,6 +61,18 @@ def _weight_ok(weight: Tensor, x: Tensor) -> bool:
     return is_row_vector(weight, x.shape[-1], x.dtype) and weight.get_device() == x.get_device()
 
 
+def _norm_weight_ok(weight: Tensor, x: Tensor) -> bool:
+    """A contiguous ``[hidden]`` vector of any kernel dtype (the norms apply vLLM's rule for a
+    weight of another dtype than ``x``) on ``x``'s device."""
+    return (
+        weight.dtype in FLOAT_DTYPES
+        and weight.dim() == 1
+        and bool(weight.numel() == x.shape[-1])
+        and weight.is_contiguous()
+        and weight.get_device() == x.get_device()
+    )
+
+
 def _variance_size_ok(variance_size: int | None, x: Tensor) -> bool:
     return type(variance_size) is int and bool(0 < variance_size <= x.shape[-1])
 
@@ -73,14 +86,18 @@ def rms_norm_supports_args(
     x: Tensor, weight: Tensor | None, epsilon: float, variance_size: int | None = None
 ) -> bool:
     """``x`` as :func:`takes_rows`; a weight that is ``None`` or a contiguous ``[hidden]`` of
-    ``x``'s dtype on its device; any valid ``variance_size``."""
-    return (
-        x.dtype in FLOAT_DTYPES
-        and on_platform_device(x)
-        and (x.is_contiguous() or has_row_layout(x))
-        and (weight is None or _weight_ok(weight, x))
-        and (variance_size is None or _variance_size_ok(variance_size, x))
-    )
+    fp16, bf16 or fp32 on its device; any valid ``variance_size``."""
+    try:
+        return (
+            x.dtype in FLOAT_DTYPES
+            and on_platform_device(x)
+            and x.dim() != 0
+            and (x.is_contiguous() or has_row_layout(x))
+            and (weight is None or _norm_weight_ok(weight, x))
+            and (variance_size is None or _variance_size_ok(variance_size, x))
+        )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def fused_add_rms_norm_supports_args(
@@ -92,17 +109,21 @@ def fused_add_rms_norm_supports_args(
 ) -> bool:
     """As :func:`rms_norm_supports_args`, and a residual of ``x``'s shape, dtype and device in
     row layout; neither has overlapping rows (an in-place provider writes them)."""
-    return (
-        x.dtype in FLOAT_DTYPES
-        and x_residual.dtype == x.dtype
-        and on_platform_device(x)
-        and x_residual.get_device() == x.get_device()
-        and bool(x_residual.shape == x.shape)
-        and (x.is_contiguous() or _writable_rows(x))
-        and (x_residual.is_contiguous() or _writable_rows(x_residual))
-        and (weight is None or _weight_ok(weight, x))
-        and (variance_size is None or _variance_size_ok(variance_size, x))
-    )
+    try:
+        return (
+            x.dtype in FLOAT_DTYPES
+            and x_residual.dtype == x.dtype
+            and on_platform_device(x)
+            and x_residual.get_device() == x.get_device()
+            and bool(x_residual.shape == x.shape)
+            and x.dim() != 0
+            and (x.is_contiguous() or _writable_rows(x))
+            and (x_residual.is_contiguous() or _writable_rows(x_residual))
+            and (weight is None or _norm_weight_ok(weight, x))
+            and (variance_size is None or _variance_size_ok(variance_size, x))
+        )
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def _even_width(x: Tensor) -> bool:
@@ -111,19 +132,28 @@ def _even_width(x: Tensor) -> bool:
 
 def silu_and_mul_supports_args(x: Tensor) -> bool:
     """``x`` as :func:`takes_rows`, of even width (``[gate | up]``)."""
-    return takes_rows(x) and _even_width(x)
+    try:
+        return takes_rows(x) and _even_width(x)
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def gelu_and_mul_supports_args(x: Tensor, approximate: str = "none") -> bool:
     """As :func:`silu_and_mul_supports_args`, with ``approximate`` ``"none"`` or ``"tanh"``."""
-    return approximate in GELU_APPROXIMATIONS and takes_rows(x) and _even_width(x)
+    try:
+        return approximate in GELU_APPROXIMATIONS and takes_rows(x) and _even_width(x)
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 def gelu_and_mul_sparse_supports_args(
     x: Tensor, std_multiplier: float, approximate: str = "none"
 ) -> bool:
     """As :func:`gelu_and_mul_supports_args` (``std_multiplier`` is any float)."""
-    return approximate in GELU_APPROXIMATIONS and takes_rows(x) and _even_width(x)
+    try:
+        return approximate in GELU_APPROXIMATIONS and takes_rows(x) and _even_width(x)
+    except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+        return False
 
 
 Fp8Formats = Callable[[Tensor], Collection[torch.dtype]]
@@ -142,12 +172,15 @@ def static_fp8_quant_supports_args(
     def static_scaled_fp8_quant_supports_args(
         x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
     ) -> bool:
-        return (
-            isinstance(fp8_dtype, torch.dtype)
-            and takes_rows(x)
-            and is_static_scale(scale, x)
-            and fp8_dtype in formats(x)
-        )
+        try:
+            return (
+                isinstance(fp8_dtype, torch.dtype)
+                and takes_rows(x)
+                and is_static_scale(scale, x)
+                and fp8_dtype in formats(x)
+            )
+        except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+            return False
 
     return static_scaled_fp8_quant_supports_args
 
@@ -172,12 +205,15 @@ def dynamic_fp8_quant_supports_args(
         scale_ub: Tensor | None = None,
         fp8_dtype: torch.dtype = torch.float8_e4m3fn,
     ) -> bool:
-        return (
-            isinstance(per_token, bool)
-            and takes_rows(x)
-            and (scale_ub is None or is_static_scale(scale_ub, x))
-            and _takes_fp8_dtype(fp8_dtype, formats, x)
-        )
+        try:
+            return (
+                isinstance(per_token, bool)
+                and takes_rows(x)
+                and (scale_ub is None or is_static_scale(scale_ub, x))
+                and _takes_fp8_dtype(fp8_dtype, formats, x)
+            )
+        except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+            return False
 
     return dynamic_scaled_fp8_quant_supports_args
 
@@ -196,12 +232,15 @@ def rms_norm_static_fp8_quant_supports_args(
         scale: Tensor,
         fp8_dtype: torch.dtype = torch.float8_e4m3fn,
     ) -> bool:
-        return (
-            takes_rows(x)
-            and (weight is None or _weight_ok(weight, x))
-            and is_static_scale(scale, x)
-            and _takes_fp8_dtype(fp8_dtype, formats, x)
-        )
+        try:
+            return (
+                takes_rows(x)
+                and (weight is None or _weight_ok(weight, x))
+                and is_static_scale(scale, x)
+                and _takes_fp8_dtype(fp8_dtype, formats, x)
+            )
+        except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+            return False
 
     return rms_norm_static_fp8_quant_supports_args
 
@@ -221,13 +260,16 @@ def fused_add_rms_norm_static_fp8_quant_supports_args(
         scale: Tensor,
         fp8_dtype: torch.dtype = torch.float8_e4m3fn,
     ) -> bool:
-        return (
-            takes_norm(x, weight, epsilon, scale, fp8_dtype)
-            and x_residual.dtype == x.dtype
-            and x_residual.get_device() == x.get_device()
-            and bool(x_residual.shape == x.shape)
-            and has_row_layout(x_residual)
-        )
+        try:
+            return (
+                takes_norm(x, weight, epsilon, scale, fp8_dtype)
+                and x_residual.dtype == x.dtype
+                and x_residual.get_device() == x.get_device()
+                and bool(x_residual.shape == x.shape)
+                and has_row_layout(x_residual)
+            )
+        except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+            return False
 
     return fused_add_rms_norm_static_fp8_quant_supports_args
 
@@ -242,11 +284,14 @@ def silu_and_mul_static_fp8_quant_supports_args(
     def silu_and_mul_static_fp8_quant_supports_args(
         x: Tensor, scale: Tensor, fp8_dtype: torch.dtype = torch.float8_e4m3fn
     ) -> bool:
-        return (
-            takes_rows(x)
-            and _even_width(x)
-            and is_static_scale(scale, x)
-            and _takes_fp8_dtype(fp8_dtype, formats, x)
-        )
+        try:
+            return (
+                takes_rows(x)
+                and _even_width(x)
+                and is_static_scale(scale, x)
+                and _takes_fp8_dtype(fp8_dtype, formats, x)
+            )
+        except NOT_ARGUMENTS:  # not tensors, a 0-dim x, ...: not ours
+            return False
 
     return silu_and_mul_static_fp8_quant_supports_args
