@@ -411,25 +411,31 @@ def test_maybe_inplace_follows_the_block(isolated: dict[str, IrOp]) -> None:
 # -- torch.compile -----------------------------------------------------------------------------
 
 
-def test_dynamo_guards_on_the_block_with_wrap_off(op: IrOp) -> None:
-    """With wrap off, Dynamo traces dispatch: a graph made outside a block is not reused in one."""
+def test_a_compiled_graph_keeps_the_choice_of_the_context_that_compiled_it(op: IrOp) -> None:
+    """With wrap off, Dynamo traces dispatch and bakes the provider of the compiling context
+    into the graph (ir_op.context.current_overrides is a constant of the trace, as Dynamo
+    before torch 2.15 cannot trace ContextVar.get): a block entered later does not change what
+    the graph runs, nor recompile it; a graph compiled inside the block runs the block's."""
     frames: list[torch.fx.GraphModule] = []
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Tensor]) -> object:
         frames.append(gm)
         return gm.forward
 
-    torch._dynamo.reset()
-
     def call(x: Tensor) -> Tensor:
         out: Tensor = op(x)
         return out
 
-    compiled = torch.compile(call, backend=backend, fullgraph=True)
     x = torch.zeros(1)
     with enable_torch_wrap(False):
+        torch._dynamo.reset()
+        compiled = torch.compile(call, backend=backend, fullgraph=True)
         assert float(compiled(x).item()) == 0.0
         with op.set_priority(["b"]):
-            assert float(compiled(x).item()) == 2.0
-        assert float(compiled(x).item()) == 0.0
+            assert float(compiled(x).item()) == 0.0  # the graph's provider, not the block's
+            torch._dynamo.reset()
+            in_block = torch.compile(call, backend=backend, fullgraph=True)
+            assert float(in_block(x).item()) == 2.0
+        assert float(in_block(x).item()) == 2.0
     assert len(frames) == 2
+    torch._dynamo.reset()

@@ -63,7 +63,8 @@ def test_an_eager_call_does_not_import_dynamo() -> None:
 def test_the_trace_time_defaults_are_marked_as_torch_marks_constant_results() -> None:
     """ir-op marks its trace-time defaults function for Dynamo without importing Dynamo; the
     mark must stay the one ``torch.compiler.assume_constant_result`` sets."""
-    from ir_op.op import _assume_constant_result, _default_providers_while_tracing
+    from ir_op.context import assume_constant_result, current_overrides
+    from ir_op.op import _default_providers_while_tracing
 
     def by_torch() -> int:
         return 0
@@ -72,6 +73,7 @@ def test_the_trace_time_defaults_are_marked_as_torch_marks_constant_results() ->
         return 0
 
     torch.compiler.assume_constant_result(by_torch)  # type: ignore[no-untyped-call]
-    _assume_constant_result(by_ir_op)
+    assume_constant_result(by_ir_op)
     assert vars(by_torch) == vars(by_ir_op) != {}
     assert vars(_default_providers_while_tracing) == vars(by_torch)
+    assert vars(current_overrides) == vars(by_torch)

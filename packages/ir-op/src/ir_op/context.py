@@ -17,19 +17,33 @@ The rules follow from :mod:`contextvars`:
   ``asyncio.create_task`` applies in the task, and a block inside a task stays inside it.
 
 One variable holding ``None`` outside every block keeps the hot path at one
-``ContextVar.get()`` and a ``None`` test; the object set inside a block is immutable, and each
+``ContextVar.get()`` (through :func:`current_overrides`) and a ``None`` test; the object set inside a block is immutable, and each
 block sets a new one, so a context never sees a half-made change.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ir_op.impl import IrOpImpl
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def assume_constant_result(fn: _F) -> _F:
+    """What ``torch.compiler.assume_constant_result(fn)`` does, without importing Dynamo.
+
+    That function imports ``torch._dynamo`` (over a second of start-up, for eager users who
+    never compile) to set the one attribute Dynamo reads when a trace reaches ``fn``: Dynamo
+    then calls ``fn`` eagerly and keeps its result as a constant of the graph, with no guard.
+    ``tests/test_import_cost.py`` checks that torch still marks a function this way.
+    """
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
 
 
 class Overrides:
@@ -42,7 +56,7 @@ class Overrides:
     keeps the lookup cheap and lets Dynamo guard on it as a constant.
     """
 
-    __slots__ = ("priorities", "torch_wrap")
+    # No __slots__: Dynamo reads plain instance attributes of a constant it did not build.
 
     def __init__(self, torch_wrap: bool | None, priorities: Mapping[str, list[IrOpImpl]]) -> None:
         self.torch_wrap = torch_wrap
@@ -56,6 +70,19 @@ OVERRIDES: ContextVar[Overrides | None] = ContextVar("ir_op_overrides", default=
 """This context's :class:`Overrides`; ``None`` (the default) outside every block."""
 
 _NO_PRIORITIES: Mapping[str, list[IrOpImpl]] = {}
+
+
+@assume_constant_result
+def current_overrides() -> Overrides | None:
+    """This context's :class:`Overrides` (``OVERRIDES.get()``), as every call site reads it.
+
+    Dynamo before torch 2.15 cannot trace ``ContextVar.get``; marked as a constant result,
+    this is called once while tracing and its value baked into the graph. So, on every torch
+    alike, a compiled graph keeps the providers (and, torch wrap off, the choice of inlining)
+    that the blocks of the compiling context chose: entering or leaving a block does not
+    recompile it (torch 2.15's own ``ContextVar`` guard is not used).
+    """
+    return OVERRIDES.get()
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import torch
 from ir_op import _loading
 from ir_op._logging import logger, warning_once
 from ir_op.composite import CompositeImpl, Composition
-from ir_op.context import OVERRIDES, priority_block
+from ir_op.context import Overrides, assume_constant_result, current_overrides, priority_block
 from ir_op.impl import IrOpImpl, Supported, SupportsArgs, UnsupportedReason
 from ir_op.library import define_operator, get_library, ops_namespace
 from ir_op.naming import NATIVE, RESERVED_PROVIDERS, UNFUSED, validate_name
@@ -49,18 +49,16 @@ def _apply_defaults_for_trace(qualname: str) -> tuple[str, ...]:
     return tuple(impl.provider for impl in _OPS_BY_QUALNAME[qualname]._initialize_priority())
 
 
-def _assume_constant_result(fn: _F) -> _F:
-    """What ``torch.compiler.assume_constant_result(fn)`` does, without importing Dynamo.
-
-    That function imports ``torch._dynamo`` (over a second of start-up, for eager users who
-    never compile) to set the one attribute Dynamo reads when a trace reaches ``fn``.
-    ``tests/test_import_cost.py`` checks that torch still marks a function this way.
-    """
-    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
-    return fn
+@assume_constant_result
+def _block_providers_while_tracing(qualname: str) -> tuple[str, ...] | None:
+    """The providers of the compiling context's innermost block for an op, or ``None``: what
+    :meth:`IrOp._priority_in` bakes into a traced graph (names: a constant Dynamo can keep)."""
+    overrides = current_overrides()
+    impls = None if overrides is None else overrides.priorities.get(qualname)
+    return None if impls is None else tuple(impl.provider for impl in impls)
 
 
-_default_providers_while_tracing: Callable[[str], tuple[str, ...]] = _assume_constant_result(
+_default_providers_while_tracing: Callable[[str], tuple[str, ...]] = assume_constant_result(
     _apply_defaults_for_trace
 )
 
@@ -414,8 +412,20 @@ class IrOp:
 
     def _block_priority(self) -> list[IrOpImpl] | None:
         """The priority of this context's innermost :meth:`set_priority` block, if any."""
-        overrides = OVERRIDES.get()
-        return None if overrides is None else overrides.priorities.get(self._qualname)
+        overrides = current_overrides()
+        return None if overrides is None else self._priority_in(overrides)
+
+    def _priority_in(self, overrides: Overrides) -> list[IrOpImpl] | None:
+        """This op's priority in ``overrides`` (a block is open in this context), or ``None``.
+
+        While Dynamo traces, ``overrides`` is a constant of the graph, and Dynamo cannot guard
+        the dict of impl lists inside it: the names come from a constant function instead and
+        the impls from :attr:`impls`, as for the trace-time defaults.
+        """
+        if torch.compiler.is_compiling():
+            names = _block_providers_while_tracing(self._qualname)
+            return None if names is None else [self.impls[name] for name in names]
+        return overrides.priorities.get(self._qualname)
 
     def _priority_is_set(self) -> bool:
         """Whether a user chose this op's priority here: a block in this context, or
@@ -459,12 +469,10 @@ class IrOp:
     def dispatch(self, *args: Any, **kwargs: Any) -> IrOpImpl:
         """The implementation that runs for these arguments: the first in the priority list
         whose ``supports_args`` accepts them, or native when the priority is empty."""
-        overrides = OVERRIDES.get()
-        impls = (
-            self._priority_impls
-            if overrides is None
-            else overrides.priorities.get(self._qualname, self._priority_impls)
-        )
+        overrides = current_overrides()
+        impls = self._priority_impls if overrides is None else self._priority_in(overrides)
+        if impls is None:
+            impls = self._priority_impls
         if impls is None:
             if torch.compiler.is_compiling():
                 names = _default_providers_while_tracing(self._qualname)
@@ -550,7 +558,7 @@ class IrOp:
         if _is_grad_enabled() and self._needs_grad(args, kwargs):
             return self._call_for_grad(args, kwargs)
         # Outside every block (the common case) the context costs one ContextVar.get().
-        overrides = OVERRIDES.get()
+        overrides = current_overrides()
         if overrides is None:
             if TORCH_WRAP.enabled:
                 return self.torch_op(*args, **kwargs)
@@ -559,7 +567,7 @@ class IrOp:
             wrap = overrides.torch_wrap
             if wrap or (wrap is None and TORCH_WRAP.enabled):
                 return self.torch_op(*args, **kwargs)
-            impls = overrides.priorities.get(self._qualname, self._priority_impls)
+            impls = self._priority_in(overrides) or self._priority_impls
         # dispatch() inlined for the common case (the eager hot path: one frame less); anything
         # else (defaults not applied yet, a predicate that does not answer True or False, no
         # provider taking the arguments) goes through dispatch() itself.
@@ -665,14 +673,14 @@ class IrOpInplaceOverload:
             op.validate(*args, **kwargs)
         if _is_grad_enabled() and op._needs_grad(args, kwargs):
             return op._call_for_grad(args, kwargs)  # out of place, as the contract allows
-        overrides = OVERRIDES.get()
+        overrides = current_overrides()
         if overrides is None:
             wrap = TORCH_WRAP.enabled
             impls = op._priority_impls
         else:
             block_wrap = overrides.torch_wrap
             wrap = TORCH_WRAP.enabled if block_wrap is None else block_wrap
-            impls = overrides.priorities.get(op._qualname, op._priority_impls)
+            impls = op._priority_in(overrides) or op._priority_impls
         if wrap and (is_traced_call(args) or (kwargs and is_traced_call(kwargs.values()))):
             out = self.torch_op(*args, **kwargs)
             if op._optional_outputs:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from ir_op.context import OVERRIDES, torch_wrap_block
+from ir_op.context import current_overrides, torch_wrap_block
 
 
 class _TorchWrapFlag:
@@ -50,7 +50,7 @@ def torch_wrap_enabled() -> bool:
     The innermost :func:`enable_torch_wrap` block of this context decides; outside every block,
     the process default does.
     """
-    overrides = OVERRIDES.get()
+    overrides = current_overrides()
     if overrides is None or overrides.torch_wrap is None:
         return TORCH_WRAP.enabled
     return overrides.torch_wrap
