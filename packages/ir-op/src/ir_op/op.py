@@ -567,7 +567,9 @@ class IrOp:
             wrap = overrides.torch_wrap
             if wrap or (wrap is None and TORCH_WRAP.enabled):
                 return self.torch_op(*args, **kwargs)
-            impls = self._priority_in(overrides) or self._priority_impls
+            impls = self._priority_in(overrides)
+            if impls is None:
+                impls = self._priority_impls
         # dispatch() inlined for the common case (the eager hot path: one frame less); anything
         # else (defaults not applied yet, a predicate that does not answer True or False, no
         # provider taking the arguments) goes through dispatch() itself.
@@ -680,7 +682,9 @@ class IrOpInplaceOverload:
         else:
             block_wrap = overrides.torch_wrap
             wrap = TORCH_WRAP.enabled if block_wrap is None else block_wrap
-            impls = op._priority_in(overrides) or op._priority_impls
+            impls = op._priority_in(overrides)
+            if impls is None:
+                impls = op._priority_impls
         if wrap and (is_traced_call(args) or (kwargs and is_traced_call(kwargs.values()))):
             out = self.torch_op(*args, **kwargs)
             if op._optional_outputs:
