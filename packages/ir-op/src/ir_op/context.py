@@ -17,8 +17,9 @@ The rules follow from :mod:`contextvars`:
   ``asyncio.create_task`` applies in the task, and a block inside a task stays inside it.
 
 One variable holding ``None`` outside every block keeps the hot path at one
-``ContextVar.get()`` (through :func:`current_overrides`) and a ``None`` test; the object set inside a block is immutable, and each
-block sets a new one, so a context never sees a half-made change.
+``ContextVar.get()`` (through :func:`current_overrides`) and a ``None`` test; the object set
+inside a block is immutable, and each block sets a new one, so a context never sees a
+half-made change.
 """
 
 from __future__ import annotations
