@@ -22,13 +22,18 @@ def double(x: Tensor) -> Tensor:
     return x * 2
 
 
-def _no_triton(monkeypatch: pytest.MonkeyPatch) -> None:
+def _hide(monkeypatch: pytest.MonkeyPatch, module: str) -> None:
+    """Make the kernel-set checks see ``module`` as not installed."""
     real = importlib.util.find_spec
     monkeypatch.setattr(
         triton_kernel_set.importlib.util,
         "find_spec",
-        lambda name, *a: None if name == "triton" else real(name, *a),
+        lambda name, *a: None if name == module else real(name, *a),
     )
+
+
+def _no_triton(monkeypatch: pytest.MonkeyPatch) -> None:
+    _hide(monkeypatch, "triton")
 
 
 def test_without_triton_the_reason_names_the_hint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,12 +91,7 @@ def test_supported_on_its_platform_emulated_while_interpreting(
 
 
 def _no_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        triton_kernel_set.importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "numpy" else real(name, *a),
-    )
+    _hide(monkeypatch, "numpy")
 
 
 def test_interpreter_without_numpy_names_numpy_and_the_extra(
