@@ -43,6 +43,7 @@ ROOT = Path(__file__).parent
 PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 PACKAGES = [
     "ir-op",
+    "ir-triton",
     "ir-layername",
     "ir-compile",
     "ir-kernels-cuda",
@@ -131,7 +132,7 @@ for _tag, _spec in TORCH_VERSIONS.items():
 
 @nox.session(tags=["ci"])
 def lint(session: nox.Session) -> None:
-    """ruff, mypy (strict for ir-op and ir-layername), import contracts, CHANGELOG versions."""
+    """ruff, mypy (strict: ir-op, ir-triton, ir-layername), import contracts, CHANGELOGs."""
     _install(session, LINT_TORCH, "lint", "test")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")

@@ -1,4 +1,5 @@
-"""Run in the production profile (ir-op + ir-kernels-cuda only) by ``nox -s install-alone``.
+"""Run in the production profile (ir-op + ir-kernels-cuda, which brings ir-triton) by
+``nox -s install-alone``.
 
 Checks that ir-compile is not needed at run time and that an op call works here (on a machine
 without a GPU: the native implementation, through the kernel set's plugin loading).

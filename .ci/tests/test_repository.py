@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = {
     "ir-op": "ir_op",
+    "ir-triton": "ir_triton",
     "ir-layername": "ir_layername",
     "ir-compile": "ir_compile",
     "ir-kernels-cuda": "ir_kernels_cuda",
@@ -82,6 +83,9 @@ def test_contracts_hold_on_the_real_sources(tmp_path: Path) -> None:
     [
         ("ir_op", "import ir_compile", "ir-op imports no sibling package"),
         ("ir_op", "import ir_kernels_cuda", "ir-op imports no sibling package"),
+        ("ir_op", "import ir_triton", "ir-op imports no sibling package"),
+        ("ir_triton", "import ir_kernels_cuda", "ir-triton imports only ir-op"),
+        ("ir_triton", "import ir_compile", "ir-triton imports only ir-op"),
         ("ir_layername", "import ir_op", "ir-layername imports no sibling package"),
         ("ir_kernels_cuda", "import ir_kernels_rocm", "kernel sets never import each other"),
         ("ir_kernels_xpu", "import ir_compile", "kernel sets never import ir-compile"),

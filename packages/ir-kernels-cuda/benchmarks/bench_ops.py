@@ -10,7 +10,7 @@ generator. Providers, measured in the same run:
 - ``copy``: a device-to-device copy (``Tensor.copy_``) moving the same number of bytes (half
   read, half written): the ceiling;
 - ``copy_kernel``: the same bytes moved by a one-line Triton copy kernel launched exactly like
-  the cuda provider's kernels (ir_op.triton's bound launcher, with programmatic dependent launch
+  the cuda provider's kernels (ir_triton's bound launcher, with programmatic dependent launch
   when the provider uses it): the floor of any kernel moving these bytes, launch costs
   included. In CUDA graphs ``copy`` is a memcpy node, which the driver may run on a copy
   engine or with other launch costs than a kernel node, so at decode sizes this is the fairer
@@ -54,7 +54,7 @@ import triton.language as tl
 from ir_kernels_cuda.pdl import pdl_enabled, wait_for_previous_kernel
 from ir_op import IrOp, enable_torch_wrap
 from ir_op.platforms import ensure_kernels_loaded
-from ir_op.triton import KernelLauncher
+from ir_triton import KernelLauncher
 
 TOKENS = (1, 16, 64, 256, 1024, 4096, 16384)
 HIDDEN = (4096, 8192)

@@ -5,7 +5,7 @@
 
 Measured in one run, on the same tensors (the summary):
 
-- ``ops.rms_norm`` dispatching to the cuda provider, which launches through ir_op.triton's fast
+- ``ops.rms_norm`` dispatching to the cuda provider, which launches through ir_triton's fast
   path (the target: at most 8 us);
 - the same with the fast path off, so the provider launches with Triton's own ``kernel[grid]``;
 - the bare launches without dispatch or allocation: the fast launcher, and ``kernel[grid]``;
@@ -70,7 +70,7 @@ import triton  # noqa: E402
 
 from ir_kernels_cuda import norm  # noqa: E402
 from ir_op import enable_torch_wrap, ops  # noqa: E402
-from ir_op.triton import BoundLauncher, KernelLauncher, fast_launch, tracing  # noqa: E402
+from ir_triton import BoundLauncher, KernelLauncher, fast_launch, tracing  # noqa: E402
 
 # -- emulation ------------------------------------------------------------------------------------
 
@@ -113,7 +113,7 @@ def emulate_launchers(launchers: list[KernelLauncher]) -> EmulatedLaunch:
     from triton.backends.compiler import GPUTarget
     from triton.compiler.compiler import make_backend
 
-    from ir_op.triton import LaunchRuntime
+    from ir_triton import LaunchRuntime
 
     backend = make_backend(GPUTarget("cuda", 90, 32))
     fake = EmulatedLaunch()

@@ -38,7 +38,7 @@ import torch
 from ir_kernels_cuda import pdl as pdl_switch
 from ir_op import IrOp, enable_torch_wrap
 from ir_op.platforms import ensure_kernels_loaded
-from ir_op.triton import RowConfig, RowTable
+from ir_triton import RowConfig, RowTable
 
 _BENCH_PATH = Path(__file__).resolve().parent / "bench_ops.py"
 DEFAULT_OPS = "rms_norm,fused_add_rms_norm,gelu_and_mul_sparse"
@@ -86,7 +86,7 @@ def _label(config: RowConfig, pdl: bool | None) -> str:
 
 class TableSlot:
     """Where an op's cuda provider reads its ``RowTable``: the ``launch`` of a shared provider
-    object (``ir_op.triton``'s ``RmsNormProviders``), or its module's ``ROW_TABLE``."""
+    object (``ir_triton``'s ``RmsNormProviders``), or its module's ``ROW_TABLE``."""
 
     def __init__(self, op: IrOp) -> None:
         impl_fn = op.impls["cuda"].impl_fn

@@ -15,7 +15,7 @@ from ir_kernels_cuda._support import PROVIDER
 from ir_op import enable_torch_wrap, ops
 from ir_op.ops.rotary import rope_cos_sin_cache
 from ir_op.testing import preserved_priorities
-from ir_op.triton import KernelLauncher, fast_launch
+from ir_triton import KernelLauncher, fast_launch
 
 pytestmark = pytest.mark.gpu
 

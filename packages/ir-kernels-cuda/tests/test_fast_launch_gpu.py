@@ -18,7 +18,7 @@ from ir_kernels_cuda import activation, norm
 from ir_kernels_cuda._support import PROVIDER
 from ir_op import enable_torch_wrap, ops
 from ir_op.testing import preserved_priorities
-from ir_op.triton import KernelLauncher, fast_launch
+from ir_triton import KernelLauncher, fast_launch
 
 pytestmark = pytest.mark.gpu
 

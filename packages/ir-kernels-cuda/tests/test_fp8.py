@@ -227,7 +227,7 @@ def test_amax_programs_stay_within_the_atomics_budget(
     row_blocks: int, chunks: int, tiles: int
 ) -> None:
     """One tile per program while the atomics allow it (parallel reads); folded beyond."""
-    from ir_op.triton import quant
+    from ir_triton.kernels import quant
 
     assert quant.amax_tiles(row_blocks, chunks) == tiles
     if tiles < quant.AMAX_TILES[-1]:
@@ -240,7 +240,7 @@ def test_amax_programs_that_fold_several_tiles(
 ) -> None:
     """Few atomics allowed: each amax program folds several tiles (what large tensors do);
     the scale is still native's, bit for bit."""
-    from ir_op.triton import quant
+    from ir_triton.kernels import quant
 
     monkeypatch.setattr(quant, "AMAX_MAX_ATOMICS", atomics)
     x = torch.randn(67, 300, device=device).to(torch.bfloat16) * 3

@@ -176,7 +176,7 @@ def test_operators_decompose_into_their_kernels_with_symbolic_shapes(entry: Oper
     """torch.compile (dynamic shapes) sees the Triton kernels inside the ir_cuda operators."""
     from torch._dynamo.backends.common import aot_autograd
 
-    from ir_op.triton import interpreting
+    from ir_triton import interpreting
 
     if interpreting():
         pytest.skip("under the interpreter the operators are opaque custom ops")

@@ -25,7 +25,7 @@ from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
 from ir_kernels_cuda import activation, glu, norm, norm_quant, pdl, quant, rotary  # noqa: E402
-from ir_op.triton import BoundLauncher, KernelLauncher, RowConfig, interpreting  # noqa: E402
+from ir_triton import BoundLauncher, KernelLauncher, RowConfig, interpreting  # noqa: E402
 
 H100 = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(H100)
@@ -243,7 +243,7 @@ def test_odd_and_small_rows_compile(recorded: list[Recorder], hidden: int) -> No
 
 
 PDL_CALLS = {name: call for name, call in CALLS.items() if not name.startswith("rotary")}
-"""Every call but rotary's: its kernel is the vendor-neutral one of ``ir_op.triton.rotary``,
+"""Every call but rotary's: its kernel is the vendor-neutral one of ``ir_triton.kernels.rotary``,
 which has no NVIDIA-only instructions (and so no PDL)."""
 
 

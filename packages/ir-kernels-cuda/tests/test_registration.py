@@ -12,8 +12,8 @@ from ir_kernels_cuda import PROVIDED_OPS
 from ir_kernels_cuda._support import KERNEL_SET, PROVIDER
 from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.testing import forced_platform, preserved_priorities
-from ir_op.testing.kernel_set import KernelSetRegistration
 from ir_op.testing.pytest_plugin import DeviceUnderTest
+from ir_triton.testing.registration import KernelSetRegistration
 
 
 class TestRegistration(KernelSetRegistration):
@@ -225,7 +225,7 @@ def test_operators_decompose_into_their_kernels_with_symbolic_shapes() -> None:
     from torch._dynamo.backends.common import aot_autograd
 
     from ir_kernels_cuda import activation, norm
-    from ir_op.triton import interpreting
+    from ir_triton import interpreting
 
     if interpreting():
         pytest.skip("under the interpreter the operators are opaque custom ops")

@@ -73,7 +73,7 @@ def test_amax_programs_that_fold_several_tiles(
 ) -> None:
     """With one atomic allowed, each amax program folds several tiles (what large tensors
     do); scales and values stay native's, bit for bit."""
-    from ir_op.triton import quant
+    from ir_triton.kernels import quant
 
     if ir_device.name != "rocm":
         pytest.skip(f"the rocm provider runs on the rocm platform, not {ir_device.name}")

@@ -41,7 +41,7 @@ from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
 from ir_kernels_rocm import activation, composite, norm, quant, rotary  # noqa: E402
-from ir_op.triton import BoundLauncher, KernelLauncher, interpreting  # noqa: E402
+from ir_triton import BoundLauncher, KernelLauncher, interpreting  # noqa: E402
 
 ARCHS = ("gfx942", "gfx950")
 NATIVE_FP8 = {"gfx942": torch.float8_e4m3fnuz, "gfx950": torch.float8_e4m3fn}

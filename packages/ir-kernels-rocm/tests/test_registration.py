@@ -17,9 +17,9 @@ from ir_kernels_rocm.quant import STATIC_QUANT
 from ir_op import ops
 from ir_op.platforms.rocm import AITER_PROVIDER
 from ir_op.testing import forced_platform, random_rows
-from ir_op.testing.kernel_set import KernelSetRegistration
 from ir_op.testing.pytest_plugin import DeviceUnderTest
-from ir_op.triton.testing import SharedRowKernelsChecks
+from ir_triton.testing.registration import KernelSetRegistration
+from ir_triton.testing.shared_rows import SharedRowKernelsChecks
 
 ON_ROCM = "the kernels run on the rocm platform (real or emulated) only"
 

@@ -29,7 +29,7 @@ def test_amax_programs_that_fold_several_tiles(
 ) -> None:
     """With one atomic allowed, each amax program folds several tiles (what large tensors
     do); scales and values stay native's, bit for bit."""
-    from ir_op.triton import quant
+    from ir_triton.kernels import quant
 
     if ir_device.name != "xpu":
         pytest.skip(f"the xpu provider runs on the xpu platform, not {ir_device.name}")

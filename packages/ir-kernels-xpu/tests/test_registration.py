@@ -13,9 +13,9 @@ from ir_kernels_xpu.norm import NORM
 from ir_kernels_xpu.quant import STATIC_QUANT
 from ir_op import ops
 from ir_op.testing import forced_platform, random_rows
-from ir_op.testing.kernel_set import KernelSetRegistration
 from ir_op.testing.pytest_plugin import DeviceUnderTest
-from ir_op.triton.testing import SharedRowKernelsChecks
+from ir_triton.testing.registration import KernelSetRegistration
+from ir_triton.testing.shared_rows import SharedRowKernelsChecks
 
 
 class TestRegistration(KernelSetRegistration):

@@ -13,8 +13,8 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.defaults import default_priority
-from ir_op.ops._fp8 import FP8_DTYPES
 from ir_op.ops._inputs import fp8_scale_for
+from ir_op.ops.fp8 import FP8_DTYPES
 from ir_op.testing import assert_outputs_close, forced_platform, random_rows, unset_priorities
 from ir_op.testing.references import REFERENCES, rounded_like
 

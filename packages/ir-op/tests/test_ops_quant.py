@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ir_op import IrOp, enable_torch_wrap, ops
-from ir_op.ops._fp8 import FP8_DTYPES
+from ir_op.ops.fp8 import FP8_DTYPES
 from ir_op.testing import assert_outputs_close, random_rows
 from ir_op.testing.references import ref_dynamic_scaled_fp8_quant, ref_static_scaled_fp8_quant
 

@@ -6,7 +6,7 @@ NVIDIA GPUs convert to in hardware; ``float8_e4m3fnuz`` is AMD's (MI300), so arg
 it go to the next provider.
 
 :func:`clamp_for_fp8` comes in two bodies, chosen when this module is imported, which is also when
-Triton decides whether kernels compile or are interpreted (:mod:`ir_op.triton.support`):
+Triton decides whether kernels compile or are interpreted (:mod:`ir_triton.support`):
 
 - compiled for the GPU, it clamps to ``±448`` keeping NaN, and the cast that follows is the
   hardware's round-to-nearest-even conversion;
@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ir_op.triton import interpreting
+from ir_triton import interpreting
 
 FP8_DTYPE = torch.float8_e4m3fn
 """The fp8 format the kernels write."""

@@ -3,7 +3,7 @@ interprets) with Triton importable."""
 
 from __future__ import annotations
 
-from ir_op.platforms.triton_kernel_set import TritonKernelSet
+from ir_triton.kernel_set import TritonKernelSet
 
 KERNEL_SET = TritonKernelSet(
     platform="cuda",
@@ -21,7 +21,7 @@ KERNEL_SET = TritonKernelSet(
         "fused_add_rms_norm_static_fp8_quant",
         "silu_and_mul_static_fp8_quant",
     ),
-    triton_hint="it ships for Linux; pip install 'ir-op[triton]'",
+    triton_hint="it ships for Linux; pip install triton (ir-kernels-cuda requires it there)",
 )
 PROVIDER = KERNEL_SET.provider
 PROVIDED_OPS = KERNEL_SET.ops

@@ -6,13 +6,13 @@ several per program. The block is the largest power of two that divides the row 
 :data:`MIN_BLOCK` and :data:`MAX_BLOCK` (no masked lanes: 5120 = 5 x 1024, 768 = 3 x 256), or,
 for widths without one (odd widths), the power of two that covers the row, up to
 :data:`MAX_BLOCK`. Rows per program and warps come from the row-wise kernels' table
-(:class:`ir_op.triton.RowTable`): a program covers about ``min_tile`` elements, with the warps
+(:class:`ir_triton.RowTable`): a program covers about ``min_tile`` elements, with the warps
 the table gives that many.
 """
 
 from __future__ import annotations
 
-from ir_op.triton import RowTable
+from ir_triton import RowTable
 
 MIN_BLOCK = 256
 MAX_BLOCK = 2048

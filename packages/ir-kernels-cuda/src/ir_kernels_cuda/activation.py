@@ -27,7 +27,7 @@ from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
 from ir_op.ops.activation import GELU_APPROXIMATIONS
-from ir_op.triton import (
+from ir_triton import (
     NVIDIA_ROW_TABLE,
     BoundLauncher,
     KernelLauncher,
@@ -35,7 +35,7 @@ from ir_op.triton import (
     define_kernel_op,
     tracing,
 )
-from ir_op.triton.rows import (
+from ir_triton.rows import (
     FLOAT_DTYPES,
     NOT_ARGUMENTS,
     has_row_layout,

@@ -39,7 +39,7 @@ from ir_kernels_cuda._tiles import elementwise_tile
 from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
 from ir_op.ops.activation import GELU_APPROXIMATIONS
-from ir_op.triton import (
+from ir_triton import (
     NVIDIA_ROW_TABLE,
     BoundLauncher,
     KernelLauncher,
@@ -47,14 +47,14 @@ from ir_op.triton import (
     define_kernel_op,
     tracing,
 )
-from ir_op.triton.rows import (
+from ir_triton.rows import (
     FLOAT_DTYPES,
     NOT_ARGUMENTS,
     has_row_layout,
     on_platform_device,
     row_stride,
 )
-from ir_op.triton.supports import is_static_scale
+from ir_triton.supports import is_static_scale
 
 SILU = 0
 GELU = 1

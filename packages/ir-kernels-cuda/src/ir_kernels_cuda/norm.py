@@ -1,5 +1,5 @@
 """The ``cuda`` providers of ``rms_norm`` and ``fused_add_rms_norm`` (in place, with its
-out-of-place functional form): the shared Triton kernels of :mod:`ir_op.triton.norm`, launched
+out-of-place functional form): the shared Triton kernels of :mod:`ir_triton.kernels.norm`, launched
 for NVIDIA GPUs with :data:`~ir_kernels_cuda.launch.CUDA_ROW_LAUNCH`.
 
 Semantics, kernel shapes, launch plans and the arguments taken are described there. What is
@@ -8,7 +8,7 @@ read once into registers; decode launches of up to 64 rows with more warps), ``e
 loads of the activations and an ``evict_last`` load of the weight, and programmatic dependent
 launch on sm_90 and later (:mod:`ir_kernels_cuda.pdl`).
 
-Eager calls launch through bound :class:`~ir_op.triton.KernelLauncher` plans (a few
+Eager calls launch through bound :class:`~ir_triton.KernelLauncher` plans (a few
 microseconds of host time); while compiling or tracing the providers call the
 ``torch.ops.ir_cuda`` operators (``rms_norm``, ``fused_add_rms_norm``,
 ``fused_add_rms_norm_inplace``) instead, which ``torch.compile`` sees through.
@@ -16,7 +16,7 @@ microseconds of host time); while compiling or tracing the providers call the
 
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_cuda.launch import CUDA_ROW_LAUNCH
-from ir_op.triton.norm import RmsNormProviders
+from ir_triton.kernels.norm import RmsNormProviders
 
 NORM = RmsNormProviders("ir_cuda", CUDA_ROW_LAUNCH)
 rms_norm_cuda = NORM.rms_norm

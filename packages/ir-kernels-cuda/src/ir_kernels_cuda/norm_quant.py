@@ -36,7 +36,7 @@ from ir_kernels_cuda._fp8 import FP8_DTYPE, FP8_MAX, clamp_for_fp8
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
-from ir_op.triton import (
+from ir_triton import (
     NVIDIA_ROW_TABLE,
     BoundLauncher,
     KernelLauncher,
@@ -44,7 +44,7 @@ from ir_op.triton import (
     define_kernel_op,
     tracing,
 )
-from ir_op.triton.rows import (
+from ir_triton.rows import (
     FLOAT_DTYPES,
     NOT_ARGUMENTS,
     has_row_layout,
@@ -52,7 +52,7 @@ from ir_op.triton.rows import (
     on_platform_device,
     row_stride,
 )
-from ir_op.triton.supports import is_static_scale, on_device_of
+from ir_triton.supports import is_static_scale, on_device_of
 
 # -- Triton kernels -------------------------------------------------------------------------------
 

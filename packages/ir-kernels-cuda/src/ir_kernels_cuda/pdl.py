@@ -10,8 +10,8 @@ every block of that kernel has signalled (or exited); it must then wait, with
 The eager launches of this kernel set use it where the GPU and Triton support it: each kernel
 first waits for the previous kernel (before any load or store, so the results are those of a
 plain launch, whatever that kernel does), then lets the next kernel launch
-(``griddepcontrol.launch_dependents``): :func:`ir_op.triton.pdl.wait_for_previous_kernel`, which
-the shared kernels of ``ir_op.triton`` call too when their ``RowLaunch`` says so
+(``griddepcontrol.launch_dependents``): :func:`ir_triton.pdl.wait_for_previous_kernel`, which
+the shared kernels of ``ir_triton`` call too when their ``RowLaunch`` says so
 (:data:`~ir_kernels_cuda.launch.CUDA_ROW_LAUNCH`). Kernels launched without the attribute,
 and GPUs before sm_90, never see these instructions (the ``USE_PDL`` constexpr compiles them
 out). Launches that ``torch.compile`` traces do not use it (Inductor launches those kernels).
@@ -26,8 +26,8 @@ import os
 import torch
 import triton
 
-from ir_op.triton import interpreting
-from ir_op.triton.pdl import PDL_INSTRUCTIONS, wait_for_previous_kernel
+from ir_triton import interpreting
+from ir_triton.pdl import PDL_INSTRUCTIONS, wait_for_previous_kernel
 
 __all__ = ["PDL", "PDL_ENV_VAR", "pdl_enabled", "set_pdl", "wait_for_previous_kernel"]
 

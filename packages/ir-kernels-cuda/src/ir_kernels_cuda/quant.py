@@ -44,8 +44,8 @@ from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_cuda._tiles import elementwise_tile
 from ir_kernels_cuda.pdl import PDL, pdl_enabled, wait_for_previous_kernel
 from ir_op import ops
-from ir_op.ops._fp8 import min_dynamic_scale
-from ir_op.triton import (
+from ir_op.ops.fp8 import min_dynamic_scale
+from ir_triton import (
     NVIDIA_ROW_TABLE,
     BoundLauncher,
     KernelLauncher,
@@ -53,15 +53,15 @@ from ir_op.triton import (
     define_kernel_op,
     tracing,
 )
-from ir_op.triton.quant import AMAX_TILES, amax_tiles
-from ir_op.triton.rows import (
+from ir_triton.kernels.quant import AMAX_TILES, amax_tiles
+from ir_triton.rows import (
     FLOAT_DTYPES,
     NOT_ARGUMENTS,
     has_row_layout,
     on_platform_device,
     row_stride,
 )
-from ir_op.triton.supports import is_static_scale
+from ir_triton.supports import is_static_scale
 
 MIN_SCALE = min_dynamic_scale(FP8_DTYPE)
 """Dynamic scales are at least ``1 / (448 * 512)``."""

@@ -1,5 +1,5 @@
 """The ``cuda`` provider of ``rotary_embedding`` (RoPE): the shared Triton kernel of
-:mod:`ir_op.triton.rotary`, launched for NVIDIA GPUs, and its registration.
+:mod:`ir_triton.kernels.rotary`, launched for NVIDIA GPUs, and its registration.
 
 The semantics, the kernel and the arguments it takes are described there. NVIDIA's launch: warps
 of 32 threads, each holding 8 values of each half of a program's pairs (one 16-byte vector of
@@ -11,7 +11,7 @@ writes new contiguous tensors.
 """
 
 from ir_kernels_cuda._support import PROVIDER, supported, unsupported_reason
-from ir_op.triton.rotary import RotaryLaunch, RotaryProviders, rotary_embedding_supports_args
+from ir_triton.kernels.rotary import RotaryLaunch, RotaryProviders, rotary_embedding_supports_args
 
 NVIDIA_ROTARY_LAUNCH = RotaryLaunch(lanes_per_warp=32, elements_per_lane=8, max_warps=8)
 """8 values per thread and half; 8 warps for the largest tile (2048 pairs)."""

@@ -33,7 +33,7 @@ if KERNEL_SET.kernels_unavailable_reason() is None:
 
     _register_aiter()
 else:
-    # The aiter provider's argument checks come from ir_op.triton too. ROCm builds of torch
+    # The aiter provider's argument checks come from ir_triton too. ROCm builds of torch
     # always bring Triton, so this is a broken install, not a configuration.
     KERNEL_SET.register_unsupported()
     KERNEL_SET.register_unsupported(AITER_PROVIDER, ("rms_norm", "fused_add_rms_norm"))

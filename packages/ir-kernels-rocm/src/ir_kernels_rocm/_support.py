@@ -8,7 +8,7 @@ was tested with.
 
 from __future__ import annotations
 
-from ir_op.platforms.triton_kernel_set import TritonKernelSet
+from ir_triton.kernel_set import TritonKernelSet
 
 KERNEL_SET = TritonKernelSet(
     platform="rocm",

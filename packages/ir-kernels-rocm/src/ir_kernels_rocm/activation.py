@@ -1,6 +1,6 @@
 """The ``rocm`` providers of the gated activations ``silu_and_mul``, ``gelu_and_mul`` and
 ``gelu_and_mul_sparse`` (Gemma3n's sparse GeGLU): the shared Triton kernels of
-:mod:`ir_op.triton.activation`, launched for AMD Instinct GPUs with
+:mod:`ir_triton.kernels.activation`, launched for AMD Instinct GPUs with
 :data:`~ir_kernels_rocm.configs.CDNA_ROW_LAUNCH`.
 
 Semantics, kernel shapes and the arguments taken are described there. AMD-specific choices, all
@@ -16,7 +16,7 @@ names.
 
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_rocm.configs import CDNA_ROW_LAUNCH
-from ir_op.triton.activation import GatedActivationProviders
+from ir_triton.kernels.activation import GatedActivationProviders
 
 ACTIVATION = GatedActivationProviders("ir_rocm", CDNA_ROW_LAUNCH)
 silu_and_mul_rocm = ACTIVATION.silu_and_mul

@@ -42,8 +42,8 @@ from torch import Tensor
 from ir_op import ops
 from ir_op.platforms import current_platform
 from ir_op.platforms.rocm import AITER_PROVIDER
-from ir_op.triton import tracing
-from ir_op.triton.rows import NOT_ARGUMENTS, has_row_layout, is_row_vector, on_platform_device
+from ir_triton import tracing
+from ir_triton.rows import NOT_ARGUMENTS, has_row_layout, is_row_vector, on_platform_device
 
 PLATFORM = "rocm"
 PROVIDED_OPS = ("rms_norm", "fused_add_rms_norm")

@@ -1,6 +1,7 @@
 """The ``rocm`` providers of the composite ops ``rms_norm_static_fp8_quant``,
 ``fused_add_rms_norm_static_fp8_quant`` and ``silu_and_mul_static_fp8_quant``: one fused kernel
-each, from :mod:`ir_op.triton.norm_quant` and :mod:`ir_op.triton.activation_quant`, launched for
+each, from :mod:`ir_triton.kernels.norm_quant` and
+:mod:`ir_triton.kernels.activation_quant`, launched for
 AMD Instinct GPUs.
 
 The semantics, the kernels and the arguments they take are described there. The bodies are
@@ -15,8 +16,8 @@ with the GPU's instruction: ``float8_e4m3fnuz`` on MI300, ``float8_e4m3fn`` on M
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_rocm.configs import CDNA_ROW_LAUNCH
 from ir_kernels_rocm.fp8 import fp8_formats
-from ir_op.triton.activation_quant import SiluAndMulQuantProviders
-from ir_op.triton.norm_quant import RmsNormQuantProviders
+from ir_triton.kernels.activation_quant import SiluAndMulQuantProviders
+from ir_triton.kernels.norm_quant import RmsNormQuantProviders
 
 NORM_QUANT = RmsNormQuantProviders("ir_rocm", CDNA_ROW_LAUNCH, fp8_formats)
 SILU_AND_MUL_QUANT = SiluAndMulQuantProviders("ir_rocm", CDNA_ROW_LAUNCH, fp8_formats)

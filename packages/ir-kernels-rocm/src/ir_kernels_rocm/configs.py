@@ -1,6 +1,6 @@
 """Launch choices of the rocm kernels, for AMD Instinct (CDNA3 MI300, CDNA4 MI350) GPUs.
 
-The table lives here rather than beside ``NVIDIA_ROW_TABLE`` in ``ir_op.triton.configs``: its
+The table lives here rather than beside ``NVIDIA_ROW_TABLE`` in ``ir_triton.configs``: its
 numbers belong to these kernel bodies and change with them, in this package's releases, and
 nothing outside AMD's kernels reads them.
 
@@ -29,7 +29,7 @@ ir-kernels-cuda shows how; the same script with this table is the next step on M
 
 from __future__ import annotations
 
-from ir_op.triton import RowLaunch, RowTable
+from ir_triton import RowLaunch, RowTable
 
 CDNA_ROW_TABLE = RowTable(
     max_block=16384,
@@ -43,7 +43,7 @@ CDNA_ROW_TABLE = RowTable(
 """Row-kernel choices for AMD Instinct CDNA3/CDNA4 GPUs (see the module docstring)."""
 
 CDNA_ROW_LAUNCH = RowLaunch(CDNA_ROW_TABLE, stream=".cg")
-"""How the shared row-wise kernels of ``ir_op.triton`` (RMS norms, gated activations, dynamic
+"""How the shared row-wise kernels of ``ir_triton`` (RMS norms, gated activations, dynamic
 quantization, fused norm and activation quantization) launch on CDNA: :data:`CDNA_ROW_TABLE`,
 ``num_warps`` only, and streaming (``nt``) loads for the last read of the activations, as this
 package's static quantization kernel."""

@@ -1,5 +1,5 @@
 """The ``rocm`` providers of ``rms_norm`` and ``fused_add_rms_norm`` (in place, with its
-out-of-place functional form): the shared Triton kernels of :mod:`ir_op.triton.norm`, launched
+out-of-place functional form): the shared Triton kernels of :mod:`ir_triton.kernels.norm`, launched
 for AMD Instinct GPUs with :data:`~ir_kernels_rocm.configs.CDNA_ROW_LAUNCH`.
 
 Semantics, kernel shapes and the arguments taken are described there. The bodies are shared with
@@ -18,14 +18,14 @@ the xpu kernel set; what is AMD's is all in the launch:
   programs (rows of 4096 or more) the AMD compiler still turns every access into a buffer load
   or store with a scalar base, and packed tiles of short rows are too small for that to matter.
 
-Eager calls launch through :class:`~ir_op.triton.KernelLauncher`; while compiling or tracing the
+Eager calls launch through :class:`~ir_triton.KernelLauncher`; while compiling or tracing the
 providers call the ``torch.ops.ir_rocm`` operators (``rms_norm``, ``fused_add_rms_norm``,
 ``fused_add_rms_norm_inplace``) instead.
 """
 
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_rocm.configs import CDNA_ROW_LAUNCH
-from ir_op.triton.norm import RmsNormProviders
+from ir_triton.kernels.norm import RmsNormProviders
 
 NORM = RmsNormProviders("ir_rocm", CDNA_ROW_LAUNCH)
 rms_norm_rocm = NORM.rms_norm

@@ -1,5 +1,6 @@
 """The ``rocm`` providers of ``static_scaled_fp8_quant`` and ``dynamic_scaled_fp8_quant``: the
-shared kernels of :mod:`ir_op.triton.static_quant` and :mod:`ir_op.triton.quant`, launched with
+shared kernels of :mod:`ir_triton.kernels.static_quant` and :mod:`ir_triton.kernels.quant`,
+launched with
 :data:`~ir_kernels_rocm.configs.CDNA_ROW_LAUNCH`.
 
 Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32
@@ -10,7 +11,7 @@ tensor of ``x``'s shape.
 The fp8 formats are each generation's hardware one (:mod:`ir_kernels_rocm.fp8`): e4m3fnuz on MI300,
 e4m3fn on MI350; the kernel stores through ``out_ptr.dtype.element_ty``, which the AMD backend
 compiles to the GPU's conversion instruction. Under Triton's interpreter the kernel stores
-float32 and torch rounds it (:mod:`ir_op.triton.fp8` says why).
+float32 and torch rounds it (:mod:`ir_triton.fp8` says why).
 
 Element-wise over ``[ROWS, BLOCK]`` tiles of the rows of ``x`` (any row stride), the tiles and
 wavefronts of :data:`~ir_kernels_rocm.configs.CDNA_ROW_TABLE`; ``x`` is read once and streams
@@ -25,8 +26,8 @@ but the tiles, the wavefronts and the streaming hint, which :data:`CDNA_ROW_LAUN
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_rocm.configs import CDNA_ROW_LAUNCH
 from ir_kernels_rocm.fp8 import fp8_formats
-from ir_op.triton.quant import DynamicFp8QuantProviders
-from ir_op.triton.static_quant import StaticFp8QuantProviders
+from ir_triton.kernels.quant import DynamicFp8QuantProviders
+from ir_triton.kernels.static_quant import StaticFp8QuantProviders
 
 STATIC_QUANT = StaticFp8QuantProviders("ir_rocm", CDNA_ROW_LAUNCH, fp8_formats)
 QUANT_LAUNCHER = STATIC_QUANT.launcher

@@ -1,5 +1,5 @@
 """The ``rocm`` provider of ``rotary_embedding`` (RoPE): the shared Triton kernel of
-:mod:`ir_op.triton.rotary`, launched for AMD Instinct GPUs, and its registration.
+:mod:`ir_triton.kernels.rotary`, launched for AMD Instinct GPUs, and its registration.
 
 The semantics, the kernel and the arguments it takes are described there; the body is the same
 as on NVIDIA because it is a gather of one cache row per token and a stream over query and key,
@@ -14,7 +14,7 @@ writes new contiguous tensors.
 """
 
 from ir_kernels_rocm._support import PROVIDER, supported, unsupported_reason
-from ir_op.triton.rotary import RotaryLaunch, RotaryProviders
+from ir_triton.kernels.rotary import RotaryLaunch, RotaryProviders
 
 CDNA_ROTARY_LAUNCH = RotaryLaunch(lanes_per_warp=64, elements_per_lane=8, max_warps=4)
 """64-lane wavefronts, 8 values per lane and half; 4 wavefronts for the largest tile."""

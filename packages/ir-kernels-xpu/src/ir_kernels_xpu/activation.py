@@ -1,6 +1,6 @@
 """The ``xpu`` providers of the gated activations ``silu_and_mul``, ``gelu_and_mul`` and
 ``gelu_and_mul_sparse`` (Gemma3n's sparse GeGLU): the shared Triton kernels of
-:mod:`ir_op.triton.activation`, launched for Intel GPUs with
+:mod:`ir_triton.kernels.activation`, launched for Intel GPUs with
 :data:`~ir_kernels_xpu.configs.XE_ROW_LAUNCH`.
 
 Semantics, kernel shapes and the arguments taken are described there. The bodies are the op's
@@ -14,7 +14,7 @@ names.
 
 from ir_kernels_xpu._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_xpu.configs import XE_ROW_LAUNCH
-from ir_op.triton.activation import GatedActivationProviders
+from ir_triton.kernels.activation import GatedActivationProviders
 
 ACTIVATION = GatedActivationProviders("ir_xpu", XE_ROW_LAUNCH)
 silu_and_mul_xpu = ACTIVATION.silu_and_mul

@@ -1,6 +1,7 @@
 """The ``xpu`` providers of the composite ops ``rms_norm_static_fp8_quant``,
 ``fused_add_rms_norm_static_fp8_quant`` and ``silu_and_mul_static_fp8_quant``: one fused kernel
-each, from :mod:`ir_op.triton.norm_quant` and :mod:`ir_op.triton.activation_quant`, launched for
+each, from :mod:`ir_triton.kernels.norm_quant` and
+:mod:`ir_triton.kernels.activation_quant`, launched for
 Intel Xe GPUs.
 
 The semantics, the kernels and the arguments they take are described there. The bodies are
@@ -14,8 +15,8 @@ the store converts to (:data:`~ir_kernels_xpu.quant.FP8_FORMATS`).
 from ir_kernels_xpu._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_xpu.configs import XE_ROW_LAUNCH
 from ir_kernels_xpu.quant import fp8_formats
-from ir_op.triton.activation_quant import SiluAndMulQuantProviders
-from ir_op.triton.norm_quant import RmsNormQuantProviders
+from ir_triton.kernels.activation_quant import SiluAndMulQuantProviders
+from ir_triton.kernels.norm_quant import RmsNormQuantProviders
 
 NORM_QUANT = RmsNormQuantProviders("ir_xpu", XE_ROW_LAUNCH, fp8_formats)
 SILU_AND_MUL_QUANT = SiluAndMulQuantProviders("ir_xpu", XE_ROW_LAUNCH, fp8_formats)

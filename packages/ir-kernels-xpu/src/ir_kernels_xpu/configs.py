@@ -1,6 +1,6 @@
 """Launch choices of the xpu kernels, for Intel Xe GPUs (Data Center GPU Max, Arc B-series).
 
-The table lives here rather than beside ``NVIDIA_ROW_TABLE`` in ``ir_op.triton.configs``: its
+The table lives here rather than beside ``NVIDIA_ROW_TABLE`` in ``ir_triton.configs``: its
 numbers belong to these kernel bodies and change with them, in this package's releases, and the
 launch options it adds (sub-group size, ``grf_mode``) exist only in Intel's Triton backend.
 
@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ir_op.triton import RowConfig, RowLaunch, RowTable
+from ir_triton import RowConfig, RowLaunch, RowTable
 
 SUB_GROUP_SIZE = 16
 LARGE_GRF_TILE = 4096
@@ -86,7 +86,7 @@ def launch_options(config: RowConfig) -> dict[str, Any]:
 
 
 XE_ROW_LAUNCH = RowLaunch(XE_ROW_TABLE, options=launch_options)
-"""How the shared row-wise kernels of ``ir_op.triton`` (RMS norms, gated activations, dynamic
+"""How the shared row-wise kernels of ``ir_triton`` (RMS norms, gated activations, dynamic
 quantization, fused norm and activation quantization) launch on Xe: :data:`XE_ROW_TABLE` with
 :func:`launch_options` (16-lane sub-groups, the large register file for wide tiles) and no cache
 hint, as this package's static quantization kernel."""

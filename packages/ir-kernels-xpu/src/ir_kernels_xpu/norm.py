@@ -1,5 +1,5 @@
 """The ``xpu`` providers of ``rms_norm`` and ``fused_add_rms_norm`` (in place, with its
-out-of-place functional form): the shared Triton kernels of :mod:`ir_op.triton.norm`, launched
+out-of-place functional form): the shared Triton kernels of :mod:`ir_triton.kernels.norm`, launched
 for Intel GPUs with :data:`~ir_kernels_xpu.configs.XE_ROW_LAUNCH`.
 
 Semantics, kernel shapes and the arguments taken are described there. Tiles come from
@@ -14,14 +14,14 @@ for Xe is around the bodies: 16-lane sub-groups and the large register file for 
 left out (the launch's ``stream`` is empty): Intel's backend documents no mapping of Triton's
 cache hints onto Xe's L1/L3 controls, so a hint would be a guess.
 
-Eager calls launch through :class:`~ir_op.triton.KernelLauncher`; while compiling or tracing the
+Eager calls launch through :class:`~ir_triton.KernelLauncher`; while compiling or tracing the
 providers call the ``torch.ops.ir_xpu`` operators (``rms_norm``, ``fused_add_rms_norm``,
 ``fused_add_rms_norm_inplace``) instead.
 """
 
 from ir_kernels_xpu._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_xpu.configs import XE_ROW_LAUNCH
-from ir_op.triton.norm import RmsNormProviders
+from ir_triton.kernels.norm import RmsNormProviders
 
 NORM = RmsNormProviders("ir_xpu", XE_ROW_LAUNCH)
 rms_norm_xpu = NORM.rms_norm

@@ -1,5 +1,6 @@
 """The ``xpu`` providers of ``static_scaled_fp8_quant`` and ``dynamic_scaled_fp8_quant``: the
-shared kernels of :mod:`ir_op.triton.static_quant` and :mod:`ir_op.triton.quant`, launched with
+shared kernels of :mod:`ir_triton.kernels.static_quant` and :mod:`ir_triton.kernels.quant`,
+launched with
 :data:`~ir_kernels_xpu.configs.XE_ROW_LAUNCH`.
 
 Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32, divided
@@ -11,7 +12,7 @@ rounding to nearest even. The output is a new contiguous tensor of ``x``'s shape
 Only ``float8_e4m3fn`` is taken (:data:`FP8_FORMATS`): it is the format Intel's backend converts
 to (``fp8e4nv``); ``float8_e4m3fnuz`` is AMD's and is not among the backend's fp8 types. (The
 ops define no e5m2 quantization, so there is none to provide.) Under Triton's interpreter the
-kernel stores float32 and torch rounds it (:mod:`ir_op.triton.fp8` says why).
+kernel stores float32 and torch rounds it (:mod:`ir_triton.fp8` says why).
 
 Element-wise over ``[ROWS, BLOCK]`` tiles of the rows of ``x`` (any row stride), with the
 sub-groups and tiles of :data:`~ir_kernels_xpu.configs.XE_ROW_TABLE`.
@@ -27,8 +28,8 @@ from torch import Tensor
 
 from ir_kernels_xpu._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_xpu.configs import XE_ROW_LAUNCH
-from ir_op.triton.quant import DynamicFp8QuantProviders
-from ir_op.triton.static_quant import StaticFp8QuantProviders
+from ir_triton.kernels.quant import DynamicFp8QuantProviders
+from ir_triton.kernels.static_quant import StaticFp8QuantProviders
 
 FP8_FORMATS: frozenset[torch.dtype] = frozenset({torch.float8_e4m3fn})
 """The fp8 formats the kernel writes, on every Intel GPU and on the emulated platform."""

@@ -1,5 +1,5 @@
 """The ``xpu`` provider of ``rotary_embedding`` (RoPE): the shared Triton kernel of
-:mod:`ir_op.triton.rotary`, launched for Intel Xe GPUs, and its registration.
+:mod:`ir_triton.kernels.rotary`, launched for Intel Xe GPUs, and its registration.
 
 The semantics, the kernel and the arguments it takes are described there; the body is the same
 as on NVIDIA because it is a gather of one cache row per token and a stream over query and key,
@@ -19,8 +19,8 @@ from typing import Any
 
 from ir_kernels_xpu._support import PROVIDER, supported, unsupported_reason
 from ir_kernels_xpu.configs import SUB_GROUP_SIZE, launch_options
-from ir_op.triton import RowConfig
-from ir_op.triton.rotary import RotaryLaunch, RotaryProviders
+from ir_triton import RowConfig
+from ir_triton.kernels.rotary import RotaryLaunch, RotaryProviders
 
 ELEMENTS_PER_LANE = 16
 

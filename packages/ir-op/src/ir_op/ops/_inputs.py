@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ir_op.ops._fp8 import check_fp8_dtype, fp8_max, min_dynamic_scale
+from ir_op.ops.fp8 import check_fp8_dtype, fp8_max, min_dynamic_scale
 
 
 def activations(

@@ -21,9 +21,9 @@ from ir_op.ops._checks import (
     check_norm_args,
     check_residual,
 )
-from ir_op.ops._fp8 import FP8_DTYPES, allow_one_fp8_step
 from ir_op.ops._inputs import fp8_scale_for
 from ir_op.ops.activation import silu_and_mul
+from ir_op.ops.fp8 import FP8_DTYPES, allow_one_fp8_step
 from ir_op.ops.norm import fused_add_rms_norm, rms_norm
 from ir_op.ops.quant import check_static_quant_args, is_static_scale, static_scaled_fp8_quant
 

@@ -11,7 +11,8 @@ from torch import Tensor
 
 from ir_op.op import register_op
 from ir_op.ops._checks import FLOATING_DTYPES, NOT_ARGUMENTS, check_bool, check_float_tensor
-from ir_op.ops._fp8 import (
+from ir_op.ops._inputs import activations, fp8_scale_for
+from ir_op.ops.fp8 import (
     FP8_DTYPES,
     allow_one_fp8_step,
     check_fp8_dtype,
@@ -19,7 +20,6 @@ from ir_op.ops._fp8 import (
     fp8_max,
     min_dynamic_scale,
 )
-from ir_op.ops._inputs import activations, fp8_scale_for
 
 
 def quantize(x: Tensor, scale: Tensor, fp8_dtype: torch.dtype) -> Tensor:

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ir_op import ops
-from ir_op.ops._fp8 import fp8_max
+from ir_op.ops.fp8 import fp8_max
 
 ROWS = 67
 COLS = 131

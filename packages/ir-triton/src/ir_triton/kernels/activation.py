@@ -23,9 +23,9 @@ finds the row in cache.
 Why one body for every vendor: the arithmetic is the op's, and each row is contiguous, read in
 whole vectors; what differs by hardware is the tiles, the warps (wavefronts, sub-groups), the
 other launch options and the cache hint of the read-once loads, which a kernel set gives in a
-:class:`~ir_op.triton.configs.RowLaunch`. (ir-kernels-cuda keeps bodies of its own.)
+:class:`~ir_triton.configs.RowLaunch`. (ir-kernels-cuda keeps bodies of its own.)
 
-Arguments the kernels take (:mod:`ir_op.triton.supports`): fp16, bf16 or fp32 ``x`` of even
+Arguments the kernels take (:mod:`ir_triton.supports`): fp16, bf16 or fp32 ``x`` of even
 width on the platform's device in row layout (last dimension contiguous, any row stride);
 ``approximate`` ``"none"`` or ``"tanh"``.
 """
@@ -39,12 +39,12 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_op import ops
-from ir_op.triton.configs import RowLaunch
-from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import KernelLauncher
-from ir_op.triton.quant import elementwise_grid
-from ir_op.triton.rows import row_stride
-from ir_op.triton.supports import (
+from ir_triton.configs import RowLaunch
+from ir_triton.kernel_ops import define_kernel_op, tracing
+from ir_triton.kernels.quant import elementwise_grid
+from ir_triton.launcher import KernelLauncher
+from ir_triton.rows import row_stride
+from ir_triton.supports import (
     gelu_and_mul_sparse_supports_args,
     gelu_and_mul_supports_args,
     silu_and_mul_supports_args,
@@ -192,7 +192,7 @@ class GatedActivationProviders:
     and providers on this module's kernels, launched with ``launch``.
 
     It defines ``torch.ops.<namespace>.silu_and_mul``, ``gelu_and_mul`` and
-    ``gelu_and_mul_sparse``, which the providers call while :func:`~ir_op.triton.tracing`;
+    ``gelu_and_mul_sparse``, which the providers call while :func:`~ir_triton.tracing`;
     :meth:`register` registers the providers. :attr:`launch` and the launchers are read on every
     call, so tests may replace them.
     """

@@ -1,6 +1,6 @@
 """Expose a kernel set's functions to ``torch.compile`` as operators of its own namespace.
 
-A kernel set's eager providers call their :class:`~ir_op.triton.KernelLauncher` directly, the
+A kernel set's eager providers call their :class:`~ir_triton.KernelLauncher` directly, the
 cheapest path. Code being compiled needs an operator instead: Dynamo cannot trace the launcher,
 and an operator that Inductor understands lets it schedule the kernel with the rest of the graph.
 :func:`define_kernel_op` gives one:
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ir_op.platforms.triton_kernel_set import interpreting
+from ir_triton.kernel_set import interpreting
 
 _is_compiling = torch.compiler.is_compiling
 _dispatch_modes = torch._C._len_torch_dispatch_stack

@@ -1,6 +1,6 @@
 """``KernelSetRegistration``: the registration tests every Triton kernel set runs.
 
-A kernel set described by a :class:`~ir_op.platforms.triton_kernel_set.TritonKernelSet`
+A kernel set described by a :class:`~ir_triton.kernel_set.TritonKernelSet`
 subclasses it in its tests, naming the description (and any other provider it registers
 unsupported where Triton is missing)::
 
@@ -28,8 +28,8 @@ import pytest
 from ir_op import ops
 from ir_op.op import IrOp
 from ir_op.platforms import builtin_platforms
-from ir_op.platforms.triton_kernel_set import EMULATE_HINT, TritonKernelSet
 from ir_op.testing import forced_platform
+from ir_triton.kernel_set import EMULATE_HINT, TritonKernelSet
 
 _WITHOUT_MODULE = """
 import sys
@@ -59,7 +59,7 @@ class KernelSetRegistration:
     kernel_set: ClassVar[TritonKernelSet]
     also_without_triton: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     """Other providers the kernel set registers unsupported where Triton is missing, with their
-    ops (ir-kernels-rocm: ``aiter``, whose argument checks need ``ir_op.triton``)."""
+    ops (ir-kernels-rocm: ``aiter``, whose argument checks need ``ir_triton``)."""
 
     def test_provided_ops_match_the_registry(self) -> None:
         ops.rms_norm.get_priority()  # loads the kernel sets

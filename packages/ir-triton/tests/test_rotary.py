@@ -1,4 +1,4 @@
-"""ir_op.triton.rotary: a kernel set's launch choices (RotaryLaunch). The kernel itself is
+"""ir_triton.kernels.rotary: a kernel set's launch choices (RotaryLaunch). The kernel itself is
 tested through every kernel set's conformance suite (rotary_embedding against native)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("triton")
 
-from ir_op.triton.rotary import RotaryLaunch
+from ir_triton.kernels.rotary import RotaryLaunch
 
 
 @pytest.mark.parametrize(

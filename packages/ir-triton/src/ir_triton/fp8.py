@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ir_op.platforms.triton_kernel_set import interpreting
+from ir_triton.kernel_set import interpreting
 
 
 def fp8_store_target(out: Tensor) -> Tensor:

@@ -173,13 +173,13 @@ def _num_warps_only(config: RowConfig) -> Mapping[str, Any]:
 class RowLaunch:
     """How a kernel set launches the shared row-wise kernels on its hardware.
 
-    Kernel bodies that are the same for every vendor (:mod:`ir_op.triton.norm`,
-    :mod:`ir_op.triton.activation`, :mod:`ir_op.triton.quant`, :mod:`ir_op.triton.norm_quant`,
-    :mod:`ir_op.triton.activation_quant`) take their tiles from
-    :attr:`table`, their launch options from :attr:`options`, the cache and eviction hints of
-    their loads from :attr:`stream`, :attr:`read_once` and :attr:`reused`, and whether eager
-    launches use programmatic dependent launch from :attr:`pdl` (the norms so far): what differs
-    between GPUs is there, not in the bodies.
+    Kernel bodies that are the same for every vendor (:mod:`ir_triton.kernels.norm`,
+    :mod:`~ir_triton.kernels.activation`, :mod:`~ir_triton.kernels.quant`,
+    :mod:`~ir_triton.kernels.norm_quant`, :mod:`~ir_triton.kernels.activation_quant`) take
+    their tiles from :attr:`table`, their launch options from :attr:`options`, the cache and
+    eviction hints of their loads from :attr:`stream`, :attr:`read_once` and :attr:`reused`, and
+    whether eager launches use programmatic dependent launch from :attr:`pdl` (the norms so
+    far): what differs between GPUs is there, not in the bodies.
     """
 
     table: RowTable
@@ -200,7 +200,7 @@ class RowLaunch:
     pdl: Callable[[], bool] | None = None
     """Whether eager launches use programmatic dependent launch, asked at each launch (the
     kernel set caches its answer); ``None``: never. With it the kernels first wait for the
-    previous kernel (their ``USE_PDL`` constexpr, :mod:`ir_op.triton.pdl`) and launch with
+    previous kernel (their ``USE_PDL`` constexpr, :mod:`ir_triton.pdl`) and launch with
     ``launch_pdl=True``. Launches that ``torch.compile`` traces never use it."""
 
     def __post_init__(self) -> None:

@@ -4,17 +4,17 @@ their own for it (rocm, xpu).
 Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32, divided
 with ``div_rn`` (correctly rounded, as torch divides), saturated to ``±fp8_max`` with NaN kept,
 then converted once, to nearest even, by the store into the fp8 output (the format comes from the
-output tensor; :mod:`ir_op.triton.fp8` says how that works under Triton's interpreter). The
+output tensor; :mod:`ir_triton.fp8` says how that works under Triton's interpreter). The
 output is a new contiguous tensor of ``x``'s shape.
 
 Element-wise over ``[ROWS, BLOCK]`` tiles of the rows of ``x`` (any row stride). Why one body for
 every vendor: the arithmetic is the op's and the conversion is the store's, compiled to each
 GPU's instruction; the tiles, the launch options and the read-once cache hint differ by hardware,
-and a kernel set gives them in a :class:`~ir_op.triton.configs.RowLaunch`.
+and a kernel set gives them in a :class:`~ir_triton.configs.RowLaunch`.
 
 :class:`Fp8ElementwiseProviders` is what every such op's provider does around its kernel (the
 bound launch per width and format, the interpreter's fp8 stand-in, the operator for
-``torch.compile``, the registration); :mod:`ir_op.triton.activation_quant` builds on it too.
+``torch.compile``, the registration); :mod:`ir_triton.kernels.activation_quant` builds on it too.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from torch import Tensor
 from ir_op import ops
 from ir_op.impl import SupportsArgs
 from ir_op.op import IrOp
-from ir_op.triton.configs import RowConfig, RowLaunch
-from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
-from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import BoundLauncher, KernelLauncher
-from ir_op.triton.quant import elementwise_grid, fp8_limits, saturate
-from ir_op.triton.rows import row_stride
-from ir_op.triton.supports import Fp8Formats, static_fp8_quant_supports_args
+from ir_triton.configs import RowConfig, RowLaunch
+from ir_triton.fp8 import fp8_store_finish, fp8_store_target
+from ir_triton.kernel_ops import define_kernel_op, tracing
+from ir_triton.kernels.quant import elementwise_grid, fp8_limits, saturate
+from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.rows import row_stride
+from ir_triton.supports import Fp8Formats, static_fp8_quant_supports_args
 
 
 @triton.jit(  # type: ignore[untyped-decorator]
@@ -80,7 +80,7 @@ class Fp8ElementwiseProviders:
     ``(x, x_row_stride, scale, out, n_rows, WIDTH, FP8_MAX, BLOCK, ROWS, STREAM)`` with ``WIDTH``
     the output's width), the argument check (:meth:`supports_args`) and the output
     (:meth:`new_output`). It defines ``torch.ops.<namespace>.<op>``, which the provider calls
-    while :func:`~ir_op.triton.tracing`; :meth:`register` registers the provider. Each kernel
+    while :func:`~ir_triton.tracing`; :meth:`register` registers the provider. Each kernel
     set has its own launcher (its own compiled-kernel cache) and ``formats``, the fp8 formats its
     GPUs convert to.
     """

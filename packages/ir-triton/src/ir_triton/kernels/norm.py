@@ -10,7 +10,7 @@ more only where the weight's dtype is not the output's; a float32 weight rounds 
 ``residual_out`` is the sum rounded to its dtype. Weights may be fp16, bf16 or fp32 whatever
 ``x``'s dtype.
 
-Two shapes of kernel, chosen by the kernel set's :class:`~ir_op.triton.configs.RowTable`:
+Two shapes of kernel, chosen by the kernel set's :class:`~ir_triton.configs.RowTable`:
 
 - ``rms_norm_rows_kernel`` / ``fused_add_rms_norm_rows_kernel`` (one body, ``rms_norm_rows``): a
   ``[ROWS, BLOCK]`` tile held in registers, rows up to the table's ``max_block`` wide (short
@@ -25,10 +25,10 @@ times its stride can pass 2**31 elements). Every load, the weight's too, is issu
 reduction, so that their latencies overlap (what a decode-sized launch waits on). What differs
 by hardware is the tiles, the warps (wavefronts, sub-groups), the other launch options, the
 cache and eviction hints of the loads and programmatic dependent launch, which a kernel set
-gives in a :class:`~ir_op.triton.configs.RowLaunch` (NVIDIA: ``evict_first`` for the read-once
+gives in a :class:`~ir_triton.configs.RowLaunch` (NVIDIA: ``evict_first`` for the read-once
 activations, ``evict_last`` for the weight, PDL on sm_90+; AMD: streaming ``.cg`` loads).
 
-Eager launches go through bound launchers (:meth:`~ir_op.triton.KernelLauncher.bind`), one per
+Eager launches go through bound launchers (:meth:`~ir_triton.KernelLauncher.bind`), one per
 width, set of options and launch size (decode launches take the table's decode choices), so a
 call pays only for the key of its pointers and the driver call.
 
@@ -38,8 +38,8 @@ constexprs: a model has one or two, and each runtime argument costs host time pe
 over chunks need a constexpr count anyway (loops with a runtime bound fail in Triton 3.6's
 interpreter under NumPy 2.4).
 
-Arguments the kernels take (:func:`~ir_op.triton.supports.rms_norm_supports_args`,
-:func:`~ir_op.triton.supports.fused_add_rms_norm_supports_args`): fp16, bf16 or fp32 activations
+Arguments the kernels take (:func:`~ir_triton.supports.rms_norm_supports_args`,
+:func:`~ir_triton.supports.fused_add_rms_norm_supports_args`): fp16, bf16 or fp32 activations
 on the platform's device in row layout (last dimension contiguous, any row stride); a weight that
 is ``None`` or a contiguous ``[hidden]`` vector of fp16, bf16 or fp32; a residual of ``x``'s
 shape and dtype in row layout.
@@ -55,12 +55,12 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_op import ops
-from ir_op.triton.configs import RowLaunch
-from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import BoundLauncher, KernelLauncher
-from ir_op.triton.pdl import wait_for_previous_kernel
-from ir_op.triton.rows import row_stride
-from ir_op.triton.supports import fused_add_rms_norm_supports_args, rms_norm_supports_args
+from ir_triton.configs import RowLaunch
+from ir_triton.kernel_ops import define_kernel_op, tracing
+from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.pdl import wait_for_previous_kernel
+from ir_triton.rows import row_stride
+from ir_triton.supports import fused_add_rms_norm_supports_args, rms_norm_supports_args
 
 # -- Triton kernels -------------------------------------------------------------------------------
 #
@@ -346,7 +346,7 @@ class RmsNormProviders:
 
     It defines ``torch.ops.<namespace>.rms_norm``, ``fused_add_rms_norm`` and
     ``fused_add_rms_norm_inplace`` (which mutates ``x`` and ``x_residual``), which the providers
-    call while :func:`~ir_op.triton.tracing`; :meth:`register` registers the providers.
+    call while :func:`~ir_triton.tracing`; :meth:`register` registers the providers.
     :attr:`launch` is read on every call, so a test or a benchmark may replace it.
     """
 

@@ -1,5 +1,5 @@
-"""ir_op.triton.supports (the shared supports_args of row-wise Triton kernels) and
-ir_op.triton.fp8 (where fp8 kernels store, compiled or interpreted)."""
+"""ir_triton.supports (the shared supports_args of row-wise Triton kernels) and
+ir_triton.fp8 (where fp8 kernels store, compiled or interpreted)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 pytest.importorskip("triton")
 
 from ir_op.testing import forced_platform
-from ir_op.triton import fp8 as fp8_store
-from ir_op.triton import supports
+from ir_triton import fp8 as fp8_store
+from ir_triton import supports
 
 
 def t(*shape: int, dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:

@@ -8,7 +8,7 @@ its results are those of a plain launch whatever the previous kernel does. With 
 false (other vendors, traced launches) the call is compiled out.
 
 Whether a kernel set's eager launches use PDL is its own decision
-(:attr:`~ir_op.triton.configs.RowLaunch.pdl`); ir-kernels-cuda makes it from the GPU, Triton
+(:attr:`~ir_triton.configs.RowLaunch.pdl`); ir-kernels-cuda makes it from the GPU, Triton
 and an environment switch.
 """
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -50,7 +51,8 @@ from typing import Any
 
 import torch
 
-from ir_op._logging import logger
+logger = logging.getLogger("ir_op.triton")
+"""A child of ir-op's logger: an application that configured ``ir_op`` logging sees these too."""
 
 FAST_LAUNCH_ENV_VAR = "IR_OP_TRITON_FAST_LAUNCH"
 _TRUE = ("1", "true", "yes", "on")
@@ -403,7 +405,7 @@ def _generate_fast_launch(
         key_parts.append("tuple(options.items()) if options else None")
     lines += _launch_lines(key_parts, launch_args, args_tuple, options_expr, slow_call)
     source = "\n".join(lines) + "\n"
-    exec(compile(source, "<ir_op.triton fast launch>", "exec"), namespace)
+    exec(compile(source, "<ir_triton fast launch>", "exec"), namespace)
     fn: Callable[..., None] = namespace["fast_launch"]
     fn.__doc__ = source  # the generated code, for debugging
     return fn
@@ -735,7 +737,7 @@ class KernelLauncher:
         if getattr(kernel, "pre_run_hooks", None) or getattr(kernel, "used_global_vals", None):
             self._warn_once(
                 "uncacheable",
-                "ir_op.triton: kernel %s has pre-run hooks or reads module globals, which Triton "
+                "ir_triton: kernel %s has pre-run hooks or reads module globals, which Triton "
                 "re-checks on every launch; it always takes Triton's launch path",
             )
             return
@@ -758,7 +760,7 @@ class KernelLauncher:
         if len(entries) >= self.max_entries:
             self._warn_once(
                 "full",
-                "ir_op.triton: kernel %s has more than max_entries specializations; new ones "
+                "ir_triton: kernel %s has more than max_entries specializations; new ones "
                 "take Triton's launch path",
             )
             return
@@ -781,7 +783,7 @@ class KernelLauncher:
         self.clear()
         self._warn_once(
             "off",
-            "ir_op.triton: fast launch is off for kernel %s (Triton's internals are not what it "
+            "ir_triton: fast launch is off for kernel %s (Triton's internals are not what it "
             "expects: %s); launches take Triton's own path, which is slower but correct",
             reason,
         )

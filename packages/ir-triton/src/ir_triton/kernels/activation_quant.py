@@ -5,8 +5,8 @@ Semantics are those of the composition in ``ir_op.ops.composite``: for ``x = [ga
 (each ``D`` wide), ``silu(g) = g / (1 + exp(-g))`` and the product are float32, rounded to
 ``x``'s dtype (what ``silu_and_mul`` returns); that value is divided by the scale in float32
 (``div_rn``, as torch divides), saturated to ``±fp8_max`` with NaN kept
-(:func:`~ir_op.triton.quant.saturate`) and converted once by the store into the fp8 output
-(:mod:`ir_op.triton.fp8`). Infinities follow the formula: a ``-inf`` gate gives NaN
+(:func:`~ir_triton.kernels.quant.saturate`) and converted once by the store into the fp8 output
+(:mod:`ir_triton.fp8`). Infinities follow the formula: a ``-inf`` gate gives NaN
 (``-inf * 0``), as torch's SiLU does.
 
 ``silu_and_mul_quant_kernel`` is elementwise over the output: a ``[ROWS, BLOCK]`` tile of
@@ -17,10 +17,10 @@ writes the product in ``x``'s dtype and reads it back: 8 bytes per bf16 output e
 Why one body for every vendor: the arithmetic is the composition's and the fp8 conversion is the
 store's, which each backend compiles to its GPU's instruction; tiles, warps, launch options and
 the cache hint of the (only) read come from the kernel set's
-:class:`~ir_op.triton.configs.RowLaunch`.
+:class:`~ir_triton.configs.RowLaunch`.
 
 Arguments the kernel takes
-(:func:`~ir_op.triton.supports.silu_and_mul_static_fp8_quant_supports_args`): fp16, bf16 or
+(:func:`~ir_triton.supports.silu_and_mul_static_fp8_quant_supports_args`): fp16, bf16 or
 fp32 ``x`` of even width on the platform's device in row layout; a one-element float32 scale on
 ``x``'s device; an ``fp8_dtype`` the kernel set's GPU converts to. The output is a new
 contiguous ``[..., D]``.
@@ -35,9 +35,9 @@ from torch import Tensor
 
 from ir_op import ops
 from ir_op.impl import SupportsArgs
-from ir_op.triton.quant import saturate
-from ir_op.triton.static_quant import Fp8ElementwiseProviders
-from ir_op.triton.supports import silu_and_mul_static_fp8_quant_supports_args
+from ir_triton.kernels.quant import saturate
+from ir_triton.kernels.static_quant import Fp8ElementwiseProviders
+from ir_triton.supports import silu_and_mul_static_fp8_quant_supports_args
 
 # -- Triton kernel --------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""ir_op.platforms.triton_kernel_set: where a Triton kernel set runs, and its registration
+"""ir_triton.kernel_set: where a Triton kernel set runs, and its registration
 without Triton."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch
 from torch import Tensor
 
 from ir_op import IrOp, register_op
-from ir_op.platforms import triton_kernel_set
-from ir_op.platforms.triton_kernel_set import TritonKernelSet
+from ir_triton import kernel_set as triton_kernel_set
+from ir_triton.kernel_set import TritonKernelSet
 
 KERNEL_SET = TritonKernelSet(
     platform="rocm", provider="rocm", ops=("double",), triton_hint="get it from somewhere"

@@ -21,7 +21,7 @@ kernels cannot even be defined:
 :meth:`~TritonKernelSet.register_unsupported` registers each provider all the same, unsupported
 with :meth:`~TritonKernelSet.triton_missing_reason`, so ``ir-op info`` says why the kernel set
 does nothing. This module never imports Triton at import time (ir-op itself needs no Triton);
-``ir_op.triton`` re-exports :func:`interpreting` and :func:`triton_unsupported_reason`.
+``ir_triton`` re-exports :func:`interpreting` and :func:`triton_unsupported_reason`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every Triton kernel set writes its own kernel bodies, tuned for its hardware, but the arguments
 those bodies take are the same wherever they run: activations in :data:`FLOAT_DTYPES` on the
-platform's device in row layout (:mod:`ir_op.triton.rows`), and each op's extra conditions below.
+platform's device in row layout (:mod:`ir_triton.rows`), and each op's extra conditions below.
 A kernel set registers these functions as its providers' ``supports_args`` (the fp8 one through
 :func:`static_fp8_quant_supports_args`, since the fp8 formats a GPU converts to differ by
 vendor and generation).
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ir_op.ops.activation import GELU_APPROXIMATIONS
-from ir_op.triton.rows import (
+from ir_triton.rows import (
     FLOAT_DTYPES,
     NOT_ARGUMENTS,
     has_row_layout,

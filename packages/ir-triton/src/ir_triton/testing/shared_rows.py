@@ -1,9 +1,9 @@
 """``SharedRowKernelsChecks``: the tests of a kernel set built on this package's shared bodies.
 
-A kernel set that instantiates :class:`~ir_op.triton.norm.RmsNormProviders`,
-:class:`~ir_op.triton.activation.GatedActivationProviders` and
-:class:`~ir_op.triton.static_quant.StaticFp8QuantProviders` with its own
-:class:`~ir_op.triton.configs.RowLaunch` subclasses it in its tests, naming those objects::
+A kernel set that instantiates :class:`~ir_triton.kernels.norm.RmsNormProviders`,
+:class:`~ir_triton.kernels.activation.GatedActivationProviders` and
+:class:`~ir_triton.kernels.static_quant.StaticFp8QuantProviders` with its own
+:class:`~ir_triton.configs.RowLaunch` subclasses it in its tests, naming those objects::
 
     class TestSharedRowKernels(SharedRowKernelsChecks):
         platform = provider = "rocm"
@@ -12,7 +12,7 @@ A kernel set that instantiates :class:`~ir_op.triton.norm.RmsNormProviders`,
 
 What they check, on the kernel set's platform (real, or emulated with Triton's interpreter):
 the providers are registered with the shared ``supports_args``; with a tiny
-:class:`~ir_op.triton.configs.RowTable` every kernel takes its looped or column-chunked path and
+:class:`~ir_triton.configs.RowTable` every kernel takes its looped or column-chunked path and
 still matches native; an in-place call given one buffer for ``x`` and the residual computes out
 of place; providers call their ``torch.ops`` operators while tracing (no launch); the operators
 pass ``opcheck`` and match native; and a block of these ops compiles to one graph that matches
@@ -32,11 +32,11 @@ import torch
 from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.testing import assert_outputs_close, preserved_priorities, random_rows
 from ir_op.testing.pytest_plugin import DeviceUnderTest
-from ir_op.triton import supports as shared
-from ir_op.triton.activation import GatedActivationProviders
-from ir_op.triton.configs import RowTable
-from ir_op.triton.norm import RmsNormProviders
-from ir_op.triton.static_quant import StaticFp8QuantProviders
+from ir_triton import supports as shared
+from ir_triton.configs import RowTable
+from ir_triton.kernels.activation import GatedActivationProviders
+from ir_triton.kernels.norm import RmsNormProviders
+from ir_triton.kernels.static_quant import StaticFp8QuantProviders
 
 TINY_TABLE = RowTable(
     max_block=64,

@@ -7,8 +7,8 @@ included: the (residual) sum and the mean of squares are float32, ``residual_out
 rounded to ``x``'s dtype; the normalized row is rounded to ``x``'s dtype, multiplied by the
 weight in float32 and rounded again (what ``rms_norm`` returns); that value is divided by the
 scale in float32 (``div_rn``, as torch divides), saturated to ``±fp8_max`` with NaN kept
-(:func:`~ir_op.triton.quant.saturate`) and converted once by the store into the fp8 output
-(:mod:`ir_op.triton.fp8`).
+(:func:`~ir_triton.kernels.quant.saturate`) and converted once by the store into the fp8 output
+(:mod:`ir_triton.fp8`).
 
 The unfused pair reads ``x`` twice and writes the normalized row in ``x``'s dtype in between
 (7 bytes per bf16 element, 11 with the residual); these kernels read ``x`` (and the residual)
@@ -23,9 +23,9 @@ once and write one fp8 byte (and the sum): 3 bytes per element, 7 with the resid
 Why one body for every vendor: the arithmetic is the composition's and the fp8 conversion is the
 store's, which each backend compiles to its GPU's instruction; tiles, warps, launch options and
 the cache hint of the last read come from the kernel set's
-:class:`~ir_op.triton.configs.RowLaunch`.
+:class:`~ir_triton.configs.RowLaunch`.
 
-Arguments the kernels take (:mod:`ir_op.triton.supports`): fp16, bf16 or fp32 activations on the
+Arguments the kernels take (:mod:`ir_triton.supports`): fp16, bf16 or fp32 activations on the
 platform's device in row layout (last dimension contiguous, any row stride); a weight that is
 ``None`` or a contiguous ``[hidden]`` vector of ``x``'s dtype; a one-element float32 scale on
 ``x``'s device; an ``fp8_dtype`` the kernel set's GPU converts to; a residual of ``x``'s shape
@@ -42,13 +42,13 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_op import ops
-from ir_op.triton.configs import RowConfig, RowLaunch
-from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
-from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import BoundLauncher, KernelLauncher
-from ir_op.triton.quant import fp8_limits, saturate
-from ir_op.triton.rows import row_stride
-from ir_op.triton.supports import (
+from ir_triton.configs import RowConfig, RowLaunch
+from ir_triton.fp8 import fp8_store_finish, fp8_store_target
+from ir_triton.kernel_ops import define_kernel_op, tracing
+from ir_triton.kernels.quant import fp8_limits, saturate
+from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.rows import row_stride
+from ir_triton.supports import (
     Fp8Formats,
     fused_add_rms_norm_static_fp8_quant_supports_args,
     rms_norm_static_fp8_quant_supports_args,
@@ -201,7 +201,7 @@ class RmsNormQuantProviders:
 
     It defines ``torch.ops.<namespace>.rms_norm_static_fp8_quant`` and
     ``torch.ops.<namespace>.fused_add_rms_norm_static_fp8_quant``, which the providers call while
-    :func:`~ir_op.triton.tracing`; :meth:`register` registers the providers. ``formats`` are the
+    :func:`~ir_triton.tracing`; :meth:`register` registers the providers. ``formats`` are the
     fp8 formats the kernel set's GPUs convert to.
     """
 

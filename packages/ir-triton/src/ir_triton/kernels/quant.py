@@ -6,7 +6,7 @@ fp8_max`` rounded once (``div_rn``, as native divides by a tensor, correctly rou
 device), at least ``1 / (fp8_max * 512)``; with ``per_token`` and a ``scale_ub``,
 ``min(amax, scale_ub)`` first. Values are ``x / scale``, divided with ``div_rn`` too, saturated to
 ``±fp8_max`` with NaN kept and converted once, to nearest even, by the store into the fp8 output
-(:mod:`ir_op.triton.fp8` says how that works under Triton's interpreter). So outputs and scales
+(:mod:`ir_triton.fp8` says how that works under Triton's interpreter). So outputs and scales
 equal native's, bit for bit, wherever the GPU's conversion is the round-to-nearest-even one.
 
 ``amax`` is the maximum of the float32 bit patterns of ``|x|`` taken as integers: for
@@ -30,9 +30,9 @@ Kernels:
 Why one body for every vendor: the arithmetic is the op's and the fp8 conversion is the store's,
 compiled by each backend to its GPU's instruction (the format comes from the output tensor);
 what differs by hardware is the tiles, the warps and the launch options, and the cache hint of
-the last read, which a kernel set gives in a :class:`~ir_op.triton.configs.RowLaunch`.
+the last read, which a kernel set gives in a :class:`~ir_triton.configs.RowLaunch`.
 
-Arguments the kernels take (:func:`~ir_op.triton.supports.dynamic_fp8_quant_supports_args`):
+Arguments the kernels take (:func:`~ir_triton.supports.dynamic_fp8_quant_supports_args`):
 fp16, bf16 or fp32 ``x`` on the platform's device in row layout (last dimension contiguous, any
 row stride); a ``scale_ub`` that is ``None`` or a one-element float32 tensor on ``x``'s device;
 an ``fp8_dtype`` the kernel set's GPU converts to.
@@ -48,13 +48,13 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_op import ops
-from ir_op.ops._fp8 import fp8_max, min_dynamic_scale
-from ir_op.triton.configs import RowConfig, RowLaunch
-from ir_op.triton.fp8 import fp8_store_finish, fp8_store_target
-from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import BoundLauncher, KernelLauncher
-from ir_op.triton.rows import row_stride
-from ir_op.triton.supports import Fp8Formats, dynamic_fp8_quant_supports_args
+from ir_op.ops.fp8 import fp8_max, min_dynamic_scale
+from ir_triton.configs import RowConfig, RowLaunch
+from ir_triton.fp8 import fp8_store_finish, fp8_store_target
+from ir_triton.kernel_ops import define_kernel_op, tracing
+from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.rows import row_stride
+from ir_triton.supports import Fp8Formats, dynamic_fp8_quant_supports_args
 
 # -- the steps every quantizing kernel shares ---------------------------------------------------
 
@@ -263,7 +263,7 @@ class DynamicFp8QuantProviders:
     """A kernel set's ``dynamic_scaled_fp8_quant`` operator and provider on this module's kernels.
 
     It defines ``torch.ops.<namespace>.dynamic_scaled_fp8_quant``, which the provider calls while
-    :func:`~ir_op.triton.tracing`; :meth:`register` registers the provider. Each kernel set has
+    :func:`~ir_triton.tracing`; :meth:`register` registers the provider. Each kernel set has
     its own launchers (its own compiled-kernel caches) and ``formats``, the fp8 formats its GPUs
     convert to.
     """

@@ -23,8 +23,8 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
-from ir_op.triton import KernelLauncher, LaunchRuntime, fast_launch, set_fast_launch  # noqa: E402
-from ir_op.triton import launcher as launcher_module  # noqa: E402
+from ir_triton import KernelLauncher, LaunchRuntime, fast_launch, set_fast_launch  # noqa: E402
+from ir_triton import launcher as launcher_module  # noqa: E402
 
 tl = triton.language
 BACKEND = make_backend(GPUTarget("cuda", 90, 32))

@@ -55,11 +55,11 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_op import ops
-from ir_op.triton.configs import _power_of_two_at_least
-from ir_op.triton.kernel_ops import define_kernel_op, tracing
-from ir_op.triton.launcher import BoundLauncher, KernelLauncher
-from ir_op.triton.rows import FLOAT_DTYPES, NOT_ARGUMENTS, on_platform_device
-from ir_op.triton.supports import on_device_of
+from ir_triton.configs import _power_of_two_at_least
+from ir_triton.kernel_ops import define_kernel_op, tracing
+from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.rows import FLOAT_DTYPES, NOT_ARGUMENTS, on_platform_device
+from ir_triton.supports import on_device_of
 
 POSITION_DTYPES = (torch.int32, torch.int64)
 
@@ -423,7 +423,7 @@ class RotaryProviders:
     It defines ``torch.ops.<namespace>.rotary_embedding`` (out of place, returning
     ``[query_out]`` or ``[query_out, key_out]``: a schema cannot say ``(Tensor, Tensor?)``) and
     ``torch.ops.<namespace>.rotary_embedding_inplace`` (mutating ``query`` and ``key``), which the
-    providers call while :func:`~ir_op.triton.tracing`; :meth:`register` registers the providers.
+    providers call while :func:`~ir_triton.tracing`; :meth:`register` registers the providers.
     Each kernel set has its own launcher (its own compiled-kernel cache).
     """
 
