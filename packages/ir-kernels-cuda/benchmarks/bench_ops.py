@@ -51,10 +51,11 @@ import torch
 import triton
 import triton.language as tl
 
-from ir_kernels_cuda.pdl import pdl_enabled, wait_for_previous_kernel
+from ir_kernels_cuda.launch import PDL as pdl_enabled
 from ir_op import IrOp, enable_torch_wrap
 from ir_op.platforms import ensure_kernels_loaded
 from ir_triton import KernelLauncher
+from ir_triton.pdl import wait_for_previous_kernel
 
 TOKENS = (1, 16, 64, 256, 1024, 4096, 16384)
 HIDDEN = (4096, 8192)

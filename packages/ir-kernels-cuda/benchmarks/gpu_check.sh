@@ -62,7 +62,7 @@ PYTEST="$PY -m pytest --device cuda -q -p no:cacheprovider"
 {
     nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv
     $PY -c "import sys, torch, triton; print('python', sys.version.split()[0]); print('torch', torch.__version__, 'cuda', torch.version.cuda); print('triton', triton.__version__)"
-    $PY -c "from ir_kernels_cuda.pdl import pdl_unsupported_reason as r; print('PDL:', r() or 'supported')"
+    $PY -c "from ir_triton.pdl import pdl_unsupported_reason as r; print('PDL:', r() or 'supported')"
     lscpu | grep -E 'Model name|^CPU\(s\)|MHz' || true
 } >"$OUT/env.txt" 2>&1
 

@@ -2,16 +2,16 @@
 
     python packages/ir-kernels-cuda/benchmarks/tune_rows.py [--ops rms_norm,...] [--out DIR]
 
-For each op whose cuda provider launches through a ``RowTable`` (:class:`TableSlot`: the norms'
-``RowLaunch``, or a module-level ``ROW_TABLE`` for the sparse GeGLU, per-token fp8 quantization
-and norm + quantization; default: ``rms_norm``, ``fused_add_rms_norm``,
+For each op whose cuda provider launches through a ``RowTable`` (:class:`TableSlot`: the
+``RowLaunch`` of the shared provider object, for the norms, the sparse GeGLU, per-token fp8
+quantization and norm + quantization; default: ``rms_norm``, ``fused_add_rms_norm``,
 ``gelu_and_mul_sparse``), each
 shape is timed with every candidate ``(rows per program, num_warps)`` that gives a thread 4 to 64
 elements of a tile of at most 16384, as ``bench_ops.py`` times: replays of a CUDA graph up to
 256 tokens (decode sizes), eager calls on inputs rotated through more than twice the L2 above.
 Decode sizes (up to the table's ``decode_rows`` tokens) are also timed with programmatic
-dependent launch off and on (``ir_kernels_cuda.pdl``). Rows wider than the table's single block
-are skipped (looped kernels).
+dependent launch off and on (``ir_kernels_cuda.launch.PDL``). Rows wider than the table's single
+block are skipped (looped kernels).
 
 The output says, per shape, the table's choice and its time, the best candidate and what it
 gains, and at the end, per op and width, the choice to put in ``NVIDIA_ROW_TABLE`` for decode
@@ -35,10 +35,11 @@ from typing import Any
 
 import torch
 
-from ir_kernels_cuda import pdl as pdl_switch
+from ir_kernels_cuda.launch import PDL
 from ir_op import IrOp, enable_torch_wrap
 from ir_op.platforms import ensure_kernels_loaded
 from ir_triton import RowConfig, RowTable
+from ir_triton.pdl import pdl_unsupported_reason
 
 _BENCH_PATH = Path(__file__).resolve().parent / "bench_ops.py"
 DEFAULT_OPS = "rms_norm,fused_add_rms_norm,gelu_and_mul_sparse"
@@ -85,35 +86,28 @@ def _label(config: RowConfig, pdl: bool | None) -> str:
 
 
 class TableSlot:
-    """Where an op's cuda provider reads its ``RowTable``: the ``launch`` of a shared provider
-    object (``ir_triton``'s ``RmsNormProviders``), or its module's ``ROW_TABLE``."""
+    """Where an op's cuda provider reads its ``RowTable``: the ``launch`` of the shared provider
+    object (``ir_triton``'s ``RmsNormProviders``, ``GatedActivationProviders``, ...) whose
+    method the provider is."""
 
     def __init__(self, op: IrOp) -> None:
         impl_fn = op.impls["cuda"].impl_fn
         owner = getattr(impl_fn, "__self__", None)
-        self._owner: Any = owner if hasattr(owner, "launch") else None
-        self._module = sys.modules[impl_fn.__module__]
-        self._saved: Any = self._owner.launch if self._owner is not None else self.table
+        if not hasattr(owner, "launch"):
+            raise TypeError(f"{op.name}'s cuda provider is not a shared provider's method")
+        self._owner: Any = owner
+        self._saved: Any = owner.launch
 
     @property
     def table(self) -> RowTable:
-        if self._owner is not None:
-            table: RowTable = self._owner.launch.table
-            return table
-        module_table: RowTable = self._module.ROW_TABLE
-        return module_table
+        table: RowTable = self._owner.launch.table
+        return table
 
     def set(self, table: Any) -> None:
-        if self._owner is not None:
-            self._owner.launch = dataclasses.replace(self._owner.launch, table=table)
-        else:
-            self._module.ROW_TABLE = table
+        self._owner.launch = dataclasses.replace(self._owner.launch, table=table)
 
     def restore(self) -> None:
-        if self._owner is not None:
-            self._owner.launch = self._saved
-        else:
-            self._module.ROW_TABLE = self._saved
+        self._owner.launch = self._saved
 
 
 def main() -> None:
@@ -130,7 +124,7 @@ def main() -> None:
     ensure_kernels_loaded()
     started = time.monotonic()
     l2_bytes = torch.cuda.get_device_properties(0).L2_cache_size
-    pdl_reason = pdl_switch.pdl_unsupported_reason()
+    pdl_reason = pdl_unsupported_reason()
     print(
         f"{torch.cuda.get_device_name()}; times in us (graph replays up to 256 tokens); "
         f"PDL {'unsupported: ' + pdl_reason if pdl_reason else 'supported'}",
@@ -141,7 +135,7 @@ def main() -> None:
     # (op, hidden, regime) -> config label -> total us over the shapes of that regime
     totals: dict[tuple[str, int, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     table_choice: dict[tuple[str, int, str], str] = {}
-    saved_pdl = pdl_switch.PDL.enabled
+    saved_pdl = PDL.enabled
     for name in args.ops.split(","):
         op = IrOp.registry[name]
         slot = TableSlot(op)
@@ -161,7 +155,7 @@ def main() -> None:
                     )  # fmt: skip
         finally:
             slot.restore()
-            pdl_switch.PDL.enabled = saved_pdl
+            PDL.enabled = saved_pdl
     print("\nSuggested table entries (smallest total time over the shapes of each regime):")
     for (name, hidden, regime), by_config in sorted(totals.items()):
         best = min(by_config, key=lambda label: by_config[label])
@@ -211,7 +205,7 @@ def _sweep_shape(
         for config in dict.fromkeys([current, *candidates(table, hidden)]):
             slot.set(FixedChoice(config))
             for mode in modes:
-                pdl_switch.PDL.enabled = mode if mode is not None else None
+                PDL.enabled = mode if mode is not None else None
                 try:
                     us = timer(lambda a: op(*a), sets, repeats)
                 except Exception as e:  # a config that does not compile: report, go on
@@ -219,7 +213,7 @@ def _sweep_shape(
                     continue
                 results.append((us, config, mode))
     slot.restore()
-    pdl_switch.PDL.enabled = None
+    PDL.enabled = None
     del sets
     torch.cuda.empty_cache()
     default_mode = modes[-1]  # PDL on where supported, as the provider launches

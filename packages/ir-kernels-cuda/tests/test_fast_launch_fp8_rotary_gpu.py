@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from ir_kernels_cuda import glu, norm_quant, quant, rotary
+from ir_kernels_cuda import activation, composite, quant, rotary
 from ir_kernels_cuda._support import PROVIDER
 from ir_op import enable_torch_wrap, ops
 from ir_op.ops.rotary import rope_cos_sin_cache
@@ -20,15 +20,12 @@ from ir_triton import KernelLauncher, fast_launch
 pytestmark = pytest.mark.gpu
 
 LAUNCHERS: list[KernelLauncher] = [
-    glu.GLU_LAUNCHER,
-    quant.QUANT_LAUNCHER,
-    quant.ABS_MAX_LAUNCHER,
-    quant.PER_TOKEN_ROWS_LAUNCHER,
-    quant.PER_TOKEN_LOOPED_LAUNCHER,
-    norm_quant.ROWS_LAUNCHER,
-    norm_quant.LOOPED_LAUNCHER,
-    rotary.ROTARY_LAUNCHER,
-]
+    launcher
+    for providers in (activation.ACTIVATION, composite.SILU_AND_MUL_QUANT, composite.NORM_QUANT,
+                      quant.STATIC_QUANT, quant.DYNAMIC_QUANT, rotary.ROTARY)
+    for name, launcher in vars(providers).items()
+    if name.endswith("launcher")
+]  # fmt: skip
 OPS = [
     ops.silu_and_mul,
     ops.gelu_and_mul,

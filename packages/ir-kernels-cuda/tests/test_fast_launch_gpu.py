@@ -26,8 +26,8 @@ LAUNCHERS: list[KernelLauncher] = [
     norm.NORM.rows_launcher,
     norm.NORM.fused_rows_launcher,
     norm.NORM.looped_launcher,
-    activation.SPARSE_ROWS_LAUNCHER,
-    activation.SPARSE_LOOPED_LAUNCHER,
+    activation.ACTIVATION.sparse_rows_launcher,
+    activation.ACTIVATION.sparse_looped_launcher,
 ]
 SHAPES = [(1, 4096), (7, 769), (64, 5120), (512, 8192), (3, 12289), (33, 8)]
 DTYPES = [torch.bfloat16, torch.float16, torch.float32]

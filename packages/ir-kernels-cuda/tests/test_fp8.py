@@ -248,3 +248,48 @@ def test_amax_programs_that_fold_several_tiles(
     (q, scale), (q_native, scale_native) = _dynamic(device, x, False)
     torch.testing.assert_close(scale, scale_native, atol=0, rtol=0)
     assert_outputs_close(ops.dynamic_scaled_fp8_quant, (q, scale), (q_native, scale_native))
+
+
+# -- division modes -------------------------------------------------------------------------------
+
+
+def _division_cases(device: str) -> list[tuple[IrOp, Any, Any, tuple[Any, ...]]]:
+    """(op, provider object, provider, arguments) of every kernel that divides by a scale."""
+    from ir_kernels_cuda import composite, quant
+
+    torch.manual_seed(0)
+    x, wide = _t(37, 320, device=device) * 3, _t(37, 640, device=device) * 3
+    scale = torch.tensor([0.0123], device=device)
+    weight = _t(320, device=device)
+    norm_quant = composite.NORM_QUANT
+    return [
+        (ops.static_scaled_fp8_quant, quant.STATIC_QUANT, quant.STATIC_QUANT.provider,
+         (x, scale)),
+        (ops.dynamic_scaled_fp8_quant, quant.DYNAMIC_QUANT, quant.DYNAMIC_QUANT.provider,
+         (x, False, None)),
+        (ops.dynamic_scaled_fp8_quant, quant.DYNAMIC_QUANT, quant.DYNAMIC_QUANT.provider,
+         (x, True, None)),
+        (ops.rms_norm_static_fp8_quant, norm_quant, norm_quant.rms_norm_static_fp8_quant,
+         (x, weight, 1e-6, scale)),
+        (ops.fused_add_rms_norm_static_fp8_quant, norm_quant,
+         norm_quant.fused_add_rms_norm_static_fp8_quant, (x, x.flip(0), weight, 1e-6, scale)),
+        (ops.silu_and_mul_static_fp8_quant, composite.SILU_AND_MUL_QUANT,
+         composite.SILU_AND_MUL_QUANT.provider, (wide, scale)),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_both_division_modes_match_native(
+    device: str, monkeypatch: pytest.MonkeyPatch, exact: bool
+) -> None:
+    """``exact_division`` on (the cuda default) and off: the same kernels, within the ops'
+    tolerance of native (one fp8 step); exact static quantization equals native bit for bit."""
+    import dataclasses
+
+    for op, owner, provider, args in _division_cases(device):
+        launch = dataclasses.replace(owner.launch, exact_division=exact)
+        monkeypatch.setattr(owner, "launch", launch)
+        result, expected = provider(*args), op.native_fn(*args)
+        assert_outputs_close(op, result, expected)
+        if exact and op is ops.static_scaled_fp8_quant:
+            assert torch.equal(result.view(torch.uint8), expected.view(torch.uint8))

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import torch
 
-from ir_kernels_cuda import glu, norm_quant, quant, rotary
+from ir_kernels_cuda import composite, quant, rotary
 from ir_kernels_cuda._support import PROVIDER
+from ir_kernels_cuda.activation import ACTIVATION
 from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.ops.rotary import rope_cos_sin_cache
 from ir_op.testing import assert_outputs_close
@@ -49,28 +50,28 @@ def _rotary_args(device: str) -> tuple[Any, ...]:
 
 
 OPERATORS = [
-    Operator("silu_and_mul", glu.SILU_AND_MUL_OP, glu.silu_and_mul_cuda, ops.silu_and_mul,
-             lambda d: (_t(5, 64, device=d),)),
-    Operator("gelu_and_mul", glu.GELU_AND_MUL_OP, glu.gelu_and_mul_cuda, ops.gelu_and_mul,
-             lambda d: (_t(5, 80, device=d)[:, :64], "tanh")),
-    Operator("silu_and_mul_static_fp8_quant", glu.SILU_AND_MUL_STATIC_FP8_QUANT_OP,
-             glu.silu_and_mul_static_fp8_quant_cuda, ops.silu_and_mul_static_fp8_quant,
+    Operator("silu_and_mul", ACTIVATION.silu_and_mul_op, ACTIVATION.silu_and_mul,
+             ops.silu_and_mul, lambda d: (_t(5, 64, device=d),)),
+    Operator("gelu_and_mul", ACTIVATION.gelu_and_mul_op, ACTIVATION.gelu_and_mul,
+             ops.gelu_and_mul, lambda d: (_t(5, 80, device=d)[:, :64], "tanh")),
+    Operator("silu_and_mul_static_fp8_quant", composite.SILU_AND_MUL_QUANT.op,
+             composite.SILU_AND_MUL_QUANT.provider, ops.silu_and_mul_static_fp8_quant,
              lambda d: (_t(5, 64, device=d), _scale(d))),
-    Operator("static_scaled_fp8_quant", quant.STATIC_SCALED_FP8_QUANT_OP,
-             quant.static_scaled_fp8_quant_cuda, ops.static_scaled_fp8_quant,
+    Operator("static_scaled_fp8_quant", quant.STATIC_QUANT.op,
+             quant.STATIC_QUANT.provider, ops.static_scaled_fp8_quant,
              lambda d: (_t(5, 48, device=d), _scale(d))),
-    Operator("dynamic_scaled_fp8_quant", quant.DYNAMIC_SCALED_FP8_QUANT_OP,
-             quant.dynamic_scaled_fp8_quant_cuda, ops.dynamic_scaled_fp8_quant,
+    Operator("dynamic_scaled_fp8_quant", quant.DYNAMIC_QUANT.op,
+             quant.DYNAMIC_QUANT.provider, ops.dynamic_scaled_fp8_quant,
              lambda d: (_t(5, 48, device=d), False, None)),
-    Operator("dynamic_scaled_fp8_quant per token", quant.DYNAMIC_SCALED_FP8_QUANT_OP,
-             quant.dynamic_scaled_fp8_quant_cuda, ops.dynamic_scaled_fp8_quant,
+    Operator("dynamic_scaled_fp8_quant per token", quant.DYNAMIC_QUANT.op,
+             quant.DYNAMIC_QUANT.provider, ops.dynamic_scaled_fp8_quant,
              lambda d: (_t(2, 5, 48, device=d), True, torch.tensor([1.5], device=d))),
-    Operator("rms_norm_static_fp8_quant", norm_quant.RMS_NORM_STATIC_FP8_QUANT_OP,
-             norm_quant.rms_norm_static_fp8_quant_cuda, ops.rms_norm_static_fp8_quant,
+    Operator("rms_norm_static_fp8_quant", composite.NORM_QUANT.op,
+             composite.NORM_QUANT.rms_norm_static_fp8_quant, ops.rms_norm_static_fp8_quant,
              lambda d: (_t(5, 64, device=d), _t(64, device=d), 1e-6, _scale(d))),
     Operator("fused_add_rms_norm_static_fp8_quant",
-             norm_quant.FUSED_ADD_RMS_NORM_STATIC_FP8_QUANT_OP,
-             norm_quant.fused_add_rms_norm_static_fp8_quant_cuda,
+             composite.NORM_QUANT.residual_op,
+             composite.NORM_QUANT.fused_add_rms_norm_static_fp8_quant,
              ops.fused_add_rms_norm_static_fp8_quant,
              lambda d: (_t(5, 64, device=d), _t(5, 64, device=d), None, 1e-6, _scale(d))),
     Operator("rotary_embedding", rotary.ROTARY_EMBEDDING_OP, rotary.rotary_embedding_cuda,
@@ -83,13 +84,15 @@ OPERATORS = [
              in_place=True),
 ]  # fmt: skip
 LAUNCHERS = [
-    glu.GLU_LAUNCHER,
-    quant.QUANT_LAUNCHER,
-    quant.ABS_MAX_LAUNCHER,
-    quant.PER_TOKEN_ROWS_LAUNCHER,
-    quant.PER_TOKEN_LOOPED_LAUNCHER,
-    norm_quant.ROWS_LAUNCHER,
-    norm_quant.LOOPED_LAUNCHER,
+    ACTIVATION.gated_launcher,
+    composite.SILU_AND_MUL_QUANT.launcher,
+    quant.STATIC_QUANT.launcher,
+    quant.DYNAMIC_QUANT.quant_launcher,
+    quant.DYNAMIC_QUANT.abs_max_launcher,
+    quant.DYNAMIC_QUANT.rows_launcher,
+    quant.DYNAMIC_QUANT.looped_launcher,
+    composite.NORM_QUANT.rows_launcher,
+    composite.NORM_QUANT.looped_launcher,
     rotary.ROTARY_LAUNCHER,
 ]
 

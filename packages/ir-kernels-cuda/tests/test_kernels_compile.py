@@ -24,22 +24,19 @@ from triton.compiler import ASTSource  # noqa: E402
 from triton.compiler.compiler import make_backend  # noqa: E402
 from triton.runtime.jit import JITFunction, create_function_from_signature  # noqa: E402
 
-from ir_kernels_cuda import activation, glu, norm, norm_quant, pdl, quant, rotary  # noqa: E402
+from ir_kernels_cuda import activation, composite, launch, norm, quant, rotary  # noqa: E402
+from ir_kernels_cuda.activation import ACTIVATION  # noqa: E402
 from ir_triton import BoundLauncher, KernelLauncher, RowConfig, interpreting  # noqa: E402
 
 H100 = GPUTarget("cuda", 90, 32)
 BACKEND = make_backend(H100)
 LAUNCHERS: dict[Any, tuple[str, ...]] = {
     norm.NORM: ("rows_launcher", "fused_rows_launcher", "looped_launcher"),
-    activation: ("SPARSE_ROWS_LAUNCHER", "SPARSE_LOOPED_LAUNCHER"),
-    glu: ("GLU_LAUNCHER",),
-    quant: (
-        "QUANT_LAUNCHER",
-        "ABS_MAX_LAUNCHER",
-        "PER_TOKEN_ROWS_LAUNCHER",
-        "PER_TOKEN_LOOPED_LAUNCHER",
-    ),
-    norm_quant: ("ROWS_LAUNCHER", "LOOPED_LAUNCHER"),
+    activation.ACTIVATION: ("sparse_rows_launcher", "sparse_looped_launcher", "gated_launcher"),
+    composite.SILU_AND_MUL_QUANT: ("launcher",),
+    quant.STATIC_QUANT: ("launcher",),
+    quant.DYNAMIC_QUANT: ("quant_launcher", "abs_max_launcher", "rows_launcher", "looped_launcher"),
+    composite.NORM_QUANT: ("rows_launcher", "looped_launcher"),
     rotary.ROTARY: ("launcher",),  # the shared rotary kernel's launcher, read at each call
 }
 
@@ -87,7 +84,7 @@ class RecordingBound:
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
     recorders: list[Recorder] = []
     for module, names in LAUNCHERS.items():
-        for plans in [n for n in vars(module) if n.endswith("_PLANS") or n == "plans"]:
+        for plans in [n for n in vars(module) if n.endswith("plans")]:
             monkeypatch.setattr(module, plans, {})  # plans hold the real launchers' bindings
         for name in names:
             recorder = Recorder(getattr(module, name))
@@ -150,32 +147,30 @@ CALLS: dict[str, Callable[[int, torch.dtype], None]] = {
     "fused_add_rms_norm_inplace": lambda h, dt: norm.fused_add_rms_norm_cuda_inplace(
         bf16(4, h).to(dt), bf16(4, h).to(dt), bf16(h).to(dt), 1e-6
     ),
-    "gelu_and_mul_sparse_tanh": lambda h, dt: activation.gelu_and_mul_sparse_cuda(
+    "gelu_and_mul_sparse_tanh": lambda h, dt: ACTIVATION.gelu_and_mul_sparse(
         bf16(4, 2 * h).to(dt), 1.6, "tanh"
     ),
-    "gelu_and_mul_sparse_erf": lambda h, dt: activation.gelu_and_mul_sparse_cuda(
+    "gelu_and_mul_sparse_erf": lambda h, dt: ACTIVATION.gelu_and_mul_sparse(
         bf16(4, 2 * h).to(dt), 1.6, "none"
     ),
-    "silu_and_mul": lambda h, dt: glu.silu_and_mul_cuda(bf16(4, 2 * h).to(dt)),
-    "gelu_and_mul_erf": lambda h, dt: glu.gelu_and_mul_cuda(bf16(4, 2 * h).to(dt), "none"),
-    "gelu_and_mul_tanh": lambda h, dt: glu.gelu_and_mul_cuda(bf16(4, 2 * h).to(dt), "tanh"),
-    "silu_and_mul_static_fp8_quant": lambda h, dt: glu.silu_and_mul_static_fp8_quant_cuda(
+    "silu_and_mul": lambda h, dt: ACTIVATION.silu_and_mul(bf16(4, 2 * h).to(dt)),
+    "gelu_and_mul_erf": lambda h, dt: ACTIVATION.gelu_and_mul(bf16(4, 2 * h).to(dt), "none"),
+    "gelu_and_mul_tanh": lambda h, dt: ACTIVATION.gelu_and_mul(bf16(4, 2 * h).to(dt), "tanh"),
+    "silu_and_mul_static_fp8_quant": lambda h, dt: composite.SILU_AND_MUL_QUANT.provider(
         bf16(4, 2 * h).to(dt), scale()
     ),
-    "static_scaled_fp8_quant": lambda h, dt: quant.static_scaled_fp8_quant_cuda(
+    "static_scaled_fp8_quant": lambda h, dt: quant.STATIC_QUANT.provider(
         bf16(4, h).to(dt), scale()
     ),
-    "dynamic_scaled_fp8_quant": lambda h, dt: quant.dynamic_scaled_fp8_quant_cuda(
-        bf16(4, h).to(dt)
-    ),
-    "dynamic_scaled_fp8_quant_per_token": lambda h, dt: quant.dynamic_scaled_fp8_quant_cuda(
+    "dynamic_scaled_fp8_quant": lambda h, dt: quant.DYNAMIC_QUANT.provider(bf16(4, h).to(dt)),
+    "dynamic_scaled_fp8_quant_per_token": lambda h, dt: quant.DYNAMIC_QUANT.provider(
         bf16(4, h).to(dt), True, scale()
     ),
-    "rms_norm_static_fp8_quant": lambda h, dt: norm_quant.rms_norm_static_fp8_quant_cuda(
+    "rms_norm_static_fp8_quant": lambda h, dt: composite.NORM_QUANT.rms_norm_static_fp8_quant(
         bf16(4, h).to(dt), bf16(h).to(dt), 1e-6, scale()
     ),
     "fused_add_rms_norm_static_fp8_quant": lambda h, dt: (
-        norm_quant.fused_add_rms_norm_static_fp8_quant_cuda(
+        composite.NORM_QUANT.fused_add_rms_norm_static_fp8_quant(
             bf16(4, h).to(dt), bf16(4, h).to(dt), bf16(h).to(dt), 1e-6, scale()
         )
     ),
@@ -253,7 +248,7 @@ def test_pdl_launches_wait_for_the_previous_kernel_first(
     """With PDL on, every kernel is compiled with the attribute and starts with
     griddepcontrol.wait (before any memory access), then lets the next kernel launch; off, the
     instructions are not there at all."""
-    monkeypatch.setattr(pdl.PDL, "enabled", True)
+    monkeypatch.setattr(launch.PDL, "enabled", True)
     for call in PDL_CALLS.values():
         call(4096, torch.bfloat16)
     call_count = sum(len(r.calls) for r in recorded)
@@ -266,7 +261,7 @@ def test_pdl_launches_wait_for_the_previous_kernel_first(
         assert first_access is not None and wait < first_access.start()
     for r in recorded:
         r.calls.clear()
-    monkeypatch.setattr(pdl.PDL, "enabled", False)
+    monkeypatch.setattr(launch.PDL, "enabled", False)
     for call in PDL_CALLS.values():
         call(4096, torch.bfloat16)
     assert sum(len(r.calls) for r in recorded) == call_count

@@ -10,14 +10,26 @@ import torch
 
 from ir_kernels_cuda import PROVIDED_OPS
 from ir_kernels_cuda._support import KERNEL_SET, PROVIDER
+from ir_kernels_cuda.activation import ACTIVATION
+from ir_kernels_cuda.norm import NORM
+from ir_kernels_cuda.quant import STATIC_QUANT
 from ir_op import IrOp, enable_torch_wrap, ops
 from ir_op.testing import forced_platform, preserved_priorities
 from ir_op.testing.pytest_plugin import DeviceUnderTest
 from ir_triton.testing.registration import KernelSetRegistration
+from ir_triton.testing.shared_rows import SharedRowKernelsChecks
 
 
 class TestRegistration(KernelSetRegistration):
     kernel_set = KERNEL_SET
+
+
+class TestSharedRowKernels(SharedRowKernelsChecks):
+    """The shared bodies through the cuda launch (tiny tables: every looped and chunked path)."""
+
+    platform = provider = PROVIDER
+    norm, activation, static_quant = NORM, ACTIVATION, STATIC_QUANT
+    fp8_dtypes = (torch.float8_e4m3fn,)
 
 
 def test_first_in_the_priorities_on_cuda() -> None:
@@ -130,7 +142,7 @@ def test_providers_call_their_operators_while_tracing(ir_device: DeviceUnderTest
         norm.NORM.rows_launcher,
         norm.NORM.fused_rows_launcher,
         norm.NORM.looped_launcher,
-        activation.SPARSE_ROWS_LAUNCHER,
+        activation.ACTIVATION.sparse_rows_launcher,
     )
     launched = [launcher.slow_launches + launcher.cached_keys for launcher in launchers]
     with FakeTensorMode() as mode:
@@ -140,7 +152,7 @@ def test_providers_call_their_operators_while_tracing(ir_device: DeviceUnderTest
         out, residual = norm.fused_add_rms_norm_cuda(x, x, w, 1e-6)
         assert out.shape == residual.shape == (3, 64)
         assert norm.fused_add_rms_norm_cuda_inplace(x, x.clone(), w, 1e-6)[0] is x
-        assert activation.gelu_and_mul_sparse_cuda(x, 1.0).shape == (3, 32)
+        assert activation.ACTIVATION.gelu_and_mul_sparse(x, 1.0).shape == (3, 32)
     assert launched == [launcher.slow_launches + launcher.cached_keys for launcher in launchers]
 
 
@@ -155,7 +167,7 @@ def _kernel_op_args(device: str) -> list[tuple[torch._ops.OpOverload, tuple[Any,
         (norm.RMS_NORM_OP, (t(5, 80)[:, :64], None, 1e-6, 16)),
         (norm.FUSED_ADD_RMS_NORM_OP, (t(5, 64), t(5, 64), t(64), 1e-6, None)),
         (norm.FUSED_ADD_RMS_NORM_INPLACE_OP, (t(5, 64), t(5, 64), t(64), 1e-6, None)),
-        (activation.GELU_AND_MUL_SPARSE_OP, (t(5, 64), 1.2, "tanh")),
+        (activation.ACTIVATION.gelu_and_mul_sparse_op, (t(5, 64), 1.2, "tanh")),
     ]
 
 
@@ -183,7 +195,7 @@ def test_kernel_operators_match_native(ir_device: DeviceUnderTest) -> None:
             native = {
                 norm.RMS_NORM_OP: ops.rms_norm,
                 norm.FUSED_ADD_RMS_NORM_OP: ops.fused_add_rms_norm,
-                activation.GELU_AND_MUL_SPARSE_OP: ops.gelu_and_mul_sparse,
+                activation.ACTIVATION.gelu_and_mul_sparse_op: ops.gelu_and_mul_sparse,
             }[op]
             expected = native.native_fn(*args)
         torch.testing.assert_close(result, expected, **tolerance)
@@ -249,7 +261,7 @@ def test_operators_decompose_into_their_kernels_with_symbolic_shapes() -> None:
             lambda x, r, w: norm.FUSED_ADD_RMS_NORM_INPLACE_OP(x, r, w, 1e-6, None),
             (t(5, 64), t(5, 64), t(64)),
         ),
-        (lambda x: activation.GELU_AND_MUL_SPARSE_OP(x, 1.0, "tanh"), (t(5, 64),)),
+        (lambda x: activation.ACTIVATION.gelu_and_mul_sparse_op(x, 1.0, "tanh"), (t(5, 64),)),
         (lambda x, w: norm.RMS_NORM_OP(x, w, 1e-6, None), (t(3, 9000), t(9000))),  # looped
     ]
     for fn, args in calls:

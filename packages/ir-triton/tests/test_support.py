@@ -27,6 +27,7 @@ from ir_triton import (
     triton_unsupported_reason,
 )
 from ir_triton import kernel_ops as kernel_ops_module
+from ir_triton.configs import elementwise_block
 from ir_triton.rows import (
     has_row_layout,
     is_row_vector,
@@ -337,3 +338,38 @@ def test_row_launch_hints_and_pdl_reach_the_norm_plans() -> None:
     assert "launch_pdl" not in decode.options
     assert decode.options["num_warps"] == table.config(64, 1).num_warps
     assert isinstance(PDL_INSTRUCTIONS, bool)
+
+
+@pytest.mark.parametrize(
+    ("n_cols", "block"),
+    [(5120, 1024), (14336, 2048), (768, 256), (4096, 2048), (100, 128), (3000, 2048), (8, 8)],
+)
+def test_elementwise_block_divides_the_width_where_it_can(n_cols: int, block: int) -> None:
+    assert elementwise_block(n_cols) == block
+
+
+def test_row_launch_division_and_tile_fields() -> None:
+    table = NVIDIA_ROW_TABLE
+    plain = RowLaunch(table)
+    assert plain.exact_division is True and plain.divisor_tiles is False
+    assert plain.elementwise_config(5120) == table.config(5120)
+    divided = RowLaunch(table, divisor_tiles=True)
+    config = divided.elementwise_config(5120)
+    assert (config.block, config.rows) == (1024, 2)
+    assert config.num_warps == table.warps_for(2048)
+    for name in ("exact_division", "divisor_tiles"):
+        with pytest.raises(TypeError, match=f"RowLaunch.{name} must be a bool"):
+            RowLaunch(table, **{name: 1})  # type: ignore[arg-type]
+
+
+def test_row_launch_pdl_and_decode_choices() -> None:
+    table = NVIDIA_ROW_TABLE
+    never, always = RowLaunch(table), RowLaunch(table, pdl=lambda: True)
+    assert not never.uses_pdl(False) and always.uses_pdl(False) and not always.uses_pdl(True)
+    config = table.config(4096)
+    options = always.launch_options(config, True)
+    assert options == {"num_warps": config.num_warps, "launch_pdl": True}
+    assert "launch_pdl" not in never.launch_options(config, False)
+    assert always.row_config(4096, 1, False) == table.config(4096, 1)
+    assert always.row_config(4096, 1, True) == table.config(4096)  # traced: never decode
+    assert always.row_config(4096, 4096, False) == table.config(4096)

@@ -6,7 +6,7 @@ Semantics, kernel shapes, launch plans and the arguments taken are described the
 NVIDIA's is all in the launch: the tiles and warps of ``NVIDIA_ROW_TABLE`` (rows up to 8192 wide
 read once into registers; decode launches of up to 64 rows with more warps), ``evict_first``
 loads of the activations and an ``evict_last`` load of the weight, and programmatic dependent
-launch on sm_90 and later (:mod:`ir_kernels_cuda.pdl`).
+launch on sm_90 and later (:data:`~ir_kernels_cuda.launch.PDL`).
 
 Eager calls launch through bound :class:`~ir_triton.KernelLauncher` plans (a few
 microseconds of host time); while compiling or tracing the providers call the

@@ -165,6 +165,21 @@ def row_config(
     return table.config(n_cols, n_rows)
 
 
+ELEMENTWISE_MIN_BLOCK = 256
+ELEMENTWISE_MAX_BLOCK = 2048
+
+
+def elementwise_block(n_cols: int) -> int:
+    """The chunk width of a :attr:`RowLaunch.divisor_tiles` launch for rows of ``n_cols >= 1``:
+    the largest power of two dividing the width, between :data:`ELEMENTWISE_MIN_BLOCK` and
+    :data:`ELEMENTWISE_MAX_BLOCK` (no masked lanes: 5120 = 5 x 1024, 14336 = 7 x 2048), or for
+    widths without one, the power of two covering the row, up to the largest."""
+    divisor = n_cols & -n_cols  # the largest power of two dividing n_cols
+    if divisor >= ELEMENTWISE_MIN_BLOCK:
+        return min(ELEMENTWISE_MAX_BLOCK, divisor)
+    return min(ELEMENTWISE_MAX_BLOCK, _power_of_two_at_least(n_cols))
+
+
 def _num_warps_only(config: RowConfig) -> Mapping[str, Any]:
     return {"num_warps": config.num_warps}
 
@@ -178,8 +193,9 @@ class RowLaunch:
     :mod:`~ir_triton.kernels.norm_quant`, :mod:`~ir_triton.kernels.activation_quant`) take
     their tiles from :attr:`table`, their launch options from :attr:`options`, the cache and
     eviction hints of their loads from :attr:`stream`, :attr:`read_once` and :attr:`reused`, and
-    whether eager launches use programmatic dependent launch from :attr:`pdl` (the norms so
-    far): what differs between GPUs is there, not in the bodies.
+    whether eager launches use programmatic dependent launch from :attr:`pdl`, how the quantizing
+    kernels divide by a scale from :attr:`exact_division` and how the element-wise kernels cut
+    rows from :attr:`divisor_tiles`: what differs between GPUs is there, not in the bodies.
     """
 
     table: RowTable
@@ -202,6 +218,20 @@ class RowLaunch:
     kernel set caches its answer); ``None``: never. With it the kernels first wait for the
     previous kernel (their ``USE_PDL`` constexpr, :mod:`ir_triton.pdl`) and launch with
     ``launch_pdl=True``. Launches that ``torch.compile`` traces never use it."""
+    exact_division: bool = True
+    """How the quantizing kernels divide by a scale: ``True``, ``x / scale`` correctly rounded
+    (``div_rn``, what torch computes, so outputs equal native's bit for bit); ``False``, ``x``
+    times the scale's reciprocal, rounded once per program (within 1.5 float32 ulps of the
+    quotient, so at most one fp8 step away and almost always equal), which saves a division per
+    element where the GPU's ``div_rn`` is a slow path. ``benchmarks/division_modes.py`` of
+    ir-kernels-cuda measures both."""
+    divisor_tiles: bool = False
+    """How the element-wise kernels (gated activations, static quantization, the per-tensor
+    dynamic one, the fused activation quantization) cut rows: ``False``, the table's row tiles
+    (one block covering the row up to ``max_block``, ``loop_block`` chunks beyond); ``True``,
+    chunks of the largest power of two dividing the width, 256 to 2048 wide
+    (:func:`elementwise_block`), so widths such as 5120 or 14336 have no masked lanes and wide
+    rows spread over more programs; rows per program and warps still come from the table."""
 
     def __post_init__(self) -> None:
         if self.stream not in STREAM_CACHE_MODIFIERS:
@@ -218,6 +248,38 @@ class RowLaunch:
             raise TypeError(f"RowLaunch.options must be callable, got {self.options!r}")
         if self.pdl is not None and not callable(self.pdl):
             raise TypeError(f"RowLaunch.pdl must be None or callable, got {self.pdl!r}")
+        for name in ("exact_division", "divisor_tiles"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"RowLaunch.{name} must be a bool, got {getattr(self, name)!r}")
+
+    def uses_pdl(self, traced: bool) -> bool:
+        """Whether this launch uses programmatic dependent launch (never when traced)."""
+        return not traced and self.pdl is not None and self.pdl()
+
+    def launch_options(self, config: RowConfig, pdl: bool) -> dict[str, Any]:
+        """:attr:`options` of ``config``, with ``launch_pdl`` when ``pdl``."""
+        options = dict(self.options(config))
+        if pdl:
+            options["launch_pdl"] = True
+        return options
+
+    def row_config(self, n_cols: int, n_rows: int | None, traced: bool) -> RowConfig:
+        """The table's config of a row-wise kernel (one row's statistic per program row); eager
+        launches of at most ``decode_rows`` rows take the decode choices (a traced row count
+        may be symbolic: never)."""
+        decode = not traced and n_rows is not None and self.table.is_decode(n_rows)
+        return self.table.config(n_cols, 1 if decode else None)
+
+    def elementwise_config(self, n_cols: int) -> RowConfig:
+        """The tiles of an element-wise kernel over rows of ``n_cols`` (see
+        :attr:`divisor_tiles`): a :class:`RowConfig` whose ``block`` is the chunk width
+        (``looped`` is unused: the chunks lie along the grid's second axis)."""
+        table = self.table
+        if not self.divisor_tiles:
+            return table.config(n_cols)
+        block = elementwise_block(n_cols)
+        rows = max(1, min(table.max_rows, table.min_tile // block))
+        return RowConfig(block, rows, table.warps_for(block * rows), looped=False)
 
 
 STREAM_CACHE_MODIFIERS = ("", ".cg")

@@ -57,8 +57,9 @@ def takes_rows(x: Tensor) -> bool:
 
 
 def _weight_ok(weight: Tensor, x: Tensor) -> bool:
-    """A contiguous ``[hidden]`` vector of ``x``'s dtype on ``x``'s device."""
-    return is_row_vector(weight, x.shape[-1], x.dtype) and weight.get_device() == x.get_device()
+    """A contiguous ``[hidden]`` vector of ``x``'s dtype on ``x``'s device (a meta or CPU weight
+    has the index of an emulated platform's CPU tensors, so the kind of device is checked too)."""
+    return is_row_vector(weight, x.shape[-1], x.dtype) and on_device_of(weight, x)
 
 
 def _norm_weight_ok(weight: Tensor, x: Tensor) -> bool:
@@ -264,7 +265,7 @@ def fused_add_rms_norm_static_fp8_quant_supports_args(
             return (
                 takes_norm(x, weight, epsilon, scale, fp8_dtype)
                 and x_residual.dtype == x.dtype
-                and x_residual.get_device() == x.get_device()
+                and on_device_of(x_residual, x)
                 and bool(x_residual.shape == x.shape)
                 and has_row_layout(x_residual)
             )

@@ -1,6 +1,5 @@
 """The gated activations ``silu_and_mul``, ``gelu_and_mul`` and ``gelu_and_mul_sparse`` (Gemma3n's
-sparse GeGLU) in Triton, shared by the Triton kernel sets that do not tune the bodies themselves
-(ir-kernels-rocm, ir-kernels-xpu).
+sparse GeGLU) in Triton, for every Triton kernel set (ir-kernels-cuda, -rocm and -xpu).
 
 Each input row is ``[gate | up]``, both ``D`` wide; the output is a new contiguous ``[..., D]``.
 All math is float32 and rounded once to the output dtype, as in the native functions:
@@ -22,8 +21,11 @@ finds the row in cache.
 
 Why one body for every vendor: the arithmetic is the op's, and each row is contiguous, read in
 whole vectors; what differs by hardware is the tiles, the warps (wavefronts, sub-groups), the
-other launch options and the cache hint of the read-once loads, which a kernel set gives in a
-:class:`~ir_triton.configs.RowLaunch`. (ir-kernels-cuda keeps bodies of its own.)
+other launch options, the cache and eviction hints of the read-once loads, programmatic dependent
+launch and the element-wise tiles (:attr:`~ir_triton.configs.RowLaunch.divisor_tiles`), which a
+kernel set gives in a :class:`~ir_triton.configs.RowLaunch`. Eager launches go through bound
+launchers, one per width, activation and launch size; the sparse GeGLU's decode launches (at
+most the table's ``decode_rows`` rows) take its decode warps.
 
 Arguments the kernels take (:mod:`ir_triton.supports`): fp16, bf16 or fp32 ``x`` of even
 width on the platform's device in row layout (last dimension contiguous, any row stride);
@@ -39,10 +41,11 @@ import triton.language as tl
 from torch import Tensor
 
 from ir_op import ops
-from ir_triton.configs import RowLaunch
+from ir_triton.configs import RowConfig, RowLaunch
 from ir_triton.kernel_ops import define_kernel_op, tracing
 from ir_triton.kernels.quant import elementwise_grid
-from ir_triton.launcher import KernelLauncher
+from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.pdl import wait_for_previous_kernel
 from ir_triton.rows import row_stride
 from ir_triton.supports import (
     gelu_and_mul_sparse_supports_args,
@@ -76,6 +79,19 @@ def relu_keep_nan(v):  # type: ignore[no-untyped-def]
     return tl.where(v < 0.0, 0.0, v)
 
 
+@triton.jit  # type: ignore[untyped-decorator]
+def load_gate_and_up(gate_ptrs, D, mask, STREAM: tl.constexpr, READ_ONCE: tl.constexpr):  # type: ignore[no-untyped-def]
+    """The gate and up values at ``gate_ptrs`` (up ``D`` further), read for the last time, as
+    float32."""
+    gate = tl.load(
+        gate_ptrs, mask=mask, other=0.0, cache_modifier=STREAM, eviction_policy=READ_ONCE
+    )
+    up = tl.load(
+        gate_ptrs + D, mask=mask, other=0.0, cache_modifier=STREAM, eviction_policy=READ_ONCE
+    )
+    return gate.to(tl.float32), up.to(tl.float32)
+
+
 @triton.jit(  # type: ignore[untyped-decorator]
     do_not_specialize=["n_rows"]
 )
@@ -89,15 +105,18 @@ def gated_activation_kernel(  # type: ignore[no-untyped-def]
     ROWS: tl.constexpr,
     ACTIVATION: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """``activate(gate) * up`` for this program's ``[ROWS, BLOCK]`` tile of the output."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = (rows < n_rows)[:, None] & (cols < D)[None, :]
     rows = rows.to(tl.int64)[:, None]  # row * stride can pass 2**31 elements
     gate_ptrs = x_ptr + rows * x_row_stride + cols[None, :]
-    gate = tl.load(gate_ptrs, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
-    up = tl.load(gate_ptrs + D, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
+    gate, up = load_gate_and_up(gate_ptrs, D, mask, STREAM, READ_ONCE)
     out = activate(gate, ACTIVATION) * up
     tl.store(out_ptr + rows * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -116,15 +135,18 @@ def gelu_and_mul_sparse_rows_kernel(  # type: ignore[no-untyped-def]
     ROWS: tl.constexpr,
     ACTIVATION: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Sparse GeGLU of this program's ``[ROWS, BLOCK]`` tile of whole rows."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     mask = (rows < n_rows)[:, None] & (cols < D)[None, :]
     rows = rows.to(tl.int64)[:, None]
     gate_ptrs = x_ptr + rows * x_row_stride + cols[None, :]
-    gate = tl.load(gate_ptrs, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
-    up = tl.load(gate_ptrs + D, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
+    gate, up = load_gate_and_up(gate_ptrs, D, mask, STREAM, READ_ONCE)
     mean = tl.sum(gate, axis=1) / D
     centered = tl.where(mask, gate - mean[:, None], 0.0)
     std = tl.sqrt_rn(tl.sum(centered * centered, axis=1) / D)
@@ -143,8 +165,12 @@ def gelu_and_mul_sparse_looped_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     ACTIVATION: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """One row per program in ``BLOCK``-wide chunks: mean, spread, then the output."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     row = tl.program_id(0).to(tl.int64)
     gate_row = x_ptr + row * x_row_stride
     out_row = out_ptr + row * D
@@ -168,10 +194,8 @@ def gelu_and_mul_sparse_looped_kernel(  # type: ignore[no-untyped-def]
     for chunk in range(chunks):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
         mask = cols < D
-        gate = tl.load(gate_row + cols, mask=mask, other=0.0, cache_modifier=STREAM)
-        up = tl.load(gate_row + D + cols, mask=mask, other=0.0, cache_modifier=STREAM)
-        sparse_gate = relu_keep_nan(gate.to(tl.float32) - threshold)
-        out = activate(sparse_gate, ACTIVATION) * up.to(tl.float32)
+        gate, up = load_gate_and_up(gate_row + cols, D, mask, STREAM, READ_ONCE)
+        out = activate(relu_keep_nan(gate - threshold), ACTIVATION) * up
         tl.store(out_row + cols, out.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -181,6 +205,10 @@ def gelu_and_mul_sparse_looped_kernel(  # type: ignore[no-untyped-def]
 def _output_width(out: Tensor, traced: bool) -> int:
     d = out.shape[-1]
     return int(d) if traced else d  # a constexpr: a symbolic width is specialized when traced
+
+
+_Plan = tuple[RowLaunch, RowConfig, BoundLauncher]
+"""(the launch it was made for, its tiles, the bound launch)."""
 
 
 def _new_output(x: Tensor) -> Tensor:
@@ -193,8 +221,8 @@ class GatedActivationProviders:
 
     It defines ``torch.ops.<namespace>.silu_and_mul``, ``gelu_and_mul`` and
     ``gelu_and_mul_sparse``, which the providers call while :func:`~ir_triton.tracing`;
-    :meth:`register` registers the providers. :attr:`launch` and the launchers are read on every
-    call, so tests may replace them.
+    :meth:`register` registers the providers. :attr:`launch` is read on every call, so a test or
+    a benchmark may replace it.
     """
 
     def __init__(self, namespace: str, launch: RowLaunch) -> None:
@@ -202,6 +230,11 @@ class GatedActivationProviders:
         self.gated_launcher = KernelLauncher(gated_activation_kernel)
         self.sparse_rows_launcher = KernelLauncher(gelu_and_mul_sparse_rows_kernel)
         self.sparse_looped_launcher = KernelLauncher(gelu_and_mul_sparse_looped_kernel)
+        self.gated_plans: dict[tuple[int, int, bool], _Plan] = {}
+        """Bound launches by (width, activation, PDL?), made once; one made for another
+        :attr:`launch` is made again."""
+        self.sparse_plans: dict[tuple[int, int, bool, bool], _Plan] = {}
+        """Bound launches by (width, activation, PDL?, decode?)."""
         gated, sparse = self.gated, self.sparse
 
         def traced_silu_and_mul(x: Tensor) -> Tensor:
@@ -233,73 +266,68 @@ class GatedActivationProviders:
             fake=ops.gelu_and_mul_sparse.native_fn,
         )
 
+    def _gated_plan(self, d: int, activation: int, pdl: bool) -> _Plan:
+        launch = self.launch
+        config = launch.elementwise_config(d)
+        bound = self.gated_launcher.bind(
+            d, config.block, config.rows, activation, launch.stream, launch.read_once, pdl,
+            **launch.launch_options(config, pdl),
+        )  # fmt: skip
+        plan = self.gated_plans[d, activation, pdl] = (launch, config, bound)
+        return plan
+
     def gated(self, x: Tensor, out: Tensor, activation: int, traced: bool) -> None:
         """Write ``activate(x[..., :d]) * x[..., d:]`` into ``out`` (a new contiguous
         ``[..., d]``); ``activation`` is :data:`SILU`, :data:`GELU_ERF` or :data:`GELU_TANH`.
-        ``traced`` launches the way ``torch.compile`` traces (inside an operator)."""
+        ``traced`` launches the way ``torch.compile`` traces (inside an operator), without
+        PDL."""
         d = _output_width(out, traced)
         n_rows = out.numel() // d if d else 0
         if n_rows == 0:
             return
-        launch = self.launch
-        config = launch.table.config(d)
-        launcher = self.gated_launcher
-        (launcher.traced if traced else launcher.launch)(
-            elementwise_grid(config, n_rows, d),
-            x,
-            row_stride(x),
-            out,
-            n_rows,
-            d,
-            config.block,
-            config.rows,
-            activation,
-            launch.stream,
-            **launch.options(config),
+        pdl = self.launch.uses_pdl(traced)
+        plan = self.gated_plans.get((d, activation, pdl))
+        if plan is None or plan[0] is not self.launch:
+            plan = self._gated_plan(d, activation, pdl)
+        _, config, bound = plan
+        (bound.traced if traced else bound.launch)(
+            elementwise_grid(config, n_rows, d), x, row_stride(x), out, n_rows
         )
+
+    def _sparse_plan(self, d: int, activation: int, pdl: bool, decode: bool) -> _Plan:
+        launch = self.launch
+        config = launch.table.config(d, 1 if decode else None)
+        hints = (activation, launch.stream, launch.read_once, pdl)
+        options = launch.launch_options(config, pdl)
+        if config.looped:
+            bound = self.sparse_looped_launcher.bind(d, config.block, *hints, **options)
+        else:
+            bound = self.sparse_rows_launcher.bind(d, config.block, config.rows, *hints, **options)
+        plan = self.sparse_plans[d, activation, pdl, decode] = (launch, config, bound)
+        return plan
 
     def sparse(
         self, x: Tensor, out: Tensor, std_multiplier: float, approximate: str, traced: bool
     ) -> None:
-        """Write ``gelu_and_mul_sparse(x)`` into ``out`` (a new contiguous ``[..., d]``)."""
+        """Write ``gelu_and_mul_sparse(x)`` into ``out`` (a new contiguous ``[..., d]``); eager
+        launches of at most the table's ``decode_rows`` rows take its decode choices."""
         d = _output_width(out, traced)
         n_rows = out.numel() // d if d else 0
         if n_rows == 0:
             return
         launch = self.launch
-        config = launch.table.config(d)
-        options = launch.options(config)
-        activation = GELU_FORMS[approximate]
+        pdl = launch.uses_pdl(traced)
+        decode = not traced and launch.table.is_decode(n_rows)  # a traced count may be symbolic
+        key = (d, GELU_FORMS[approximate], pdl, decode)
+        plan = self.sparse_plans.get(key)
+        if plan is None or plan[0] is not launch:
+            plan = self._sparse_plan(*key)
+        _, config, bound = plan
+        run = bound.traced if traced else bound.launch
         if config.looped:
-            launcher = self.sparse_looped_launcher
-            (launcher.traced if traced else launcher.launch)(
-                (n_rows,),
-                x,
-                row_stride(x),
-                out,
-                std_multiplier,
-                d,
-                config.block,
-                activation,
-                launch.stream,
-                **options,
-            )
-            return
-        launcher = self.sparse_rows_launcher
-        (launcher.traced if traced else launcher.launch)(
-            config.grid(n_rows),
-            x,
-            row_stride(x),
-            out,
-            n_rows,
-            std_multiplier,
-            d,
-            config.block,
-            config.rows,
-            activation,
-            launch.stream,
-            **options,
-        )
+            run((n_rows,), x, row_stride(x), out, std_multiplier)
+        else:
+            run(config.grid(n_rows), x, row_stride(x), out, n_rows, std_multiplier)
 
     def silu_and_mul(self, x: Tensor) -> Tensor:
         """The provider of ``silu_and_mul``."""

@@ -4,7 +4,8 @@ quantization of its output, in one pass; shared by the Triton kernel sets.
 Semantics are those of the composition in ``ir_op.ops.composite``: for ``x = [gate | up]``
 (each ``D`` wide), ``silu(g) = g / (1 + exp(-g))`` and the product are float32, rounded to
 ``x``'s dtype (what ``silu_and_mul`` returns); that value is divided by the scale in float32
-(``div_rn``, as torch divides), saturated to ``±fp8_max`` with NaN kept
+(``div_rn``, as torch divides, or by a multiply with the reciprocal where the launch's
+:attr:`~ir_triton.configs.RowLaunch.exact_division` is off), saturated to ``±fp8_max`` with NaN kept
 (:func:`~ir_triton.kernels.quant.saturate`) and converted once by the store into the fp8 output
 (:mod:`ir_triton.fp8`). Infinities follow the formula: a ``-inf`` gate gives NaN
 (``-inf * 0``), as torch's SiLU does.
@@ -35,8 +36,10 @@ from torch import Tensor
 
 from ir_op import ops
 from ir_op.impl import SupportsArgs
-from ir_triton.kernels.quant import saturate
+from ir_triton.kernels.activation import activate, load_gate_and_up
+from ir_triton.kernels.quant import divide, saturate
 from ir_triton.kernels.static_quant import Fp8ElementwiseProviders
+from ir_triton.pdl import wait_for_previous_kernel
 from ir_triton.supports import silu_and_mul_static_fp8_quant_supports_args
 
 # -- Triton kernel --------------------------------------------------------------------------------
@@ -56,17 +59,21 @@ def silu_and_mul_quant_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    EXACT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """``quant(silu(gate) * up)`` for this program's ``[ROWS, BLOCK]`` tile of the output."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = (rows < n_rows)[:, None] & (cols < D)[None, :]
     rows = rows.to(tl.int64)[:, None]  # row * stride can pass 2**31 elements
     gate_ptrs = x_ptr + rows * x_row_stride + cols[None, :]
-    gate = tl.load(gate_ptrs, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
-    up = tl.load(gate_ptrs + D, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
-    activated = (gate / (1.0 + tl.exp(-gate)) * up).to(x_ptr.dtype.element_ty)
-    q = saturate(tl.math.div_rn(activated.to(tl.float32), tl.load(scale_ptr)), FP8_MAX)
+    gate, up = load_gate_and_up(gate_ptrs, D, mask, STREAM, READ_ONCE)
+    activated = (activate(gate, 0) * up).to(x_ptr.dtype.element_ty)  # ACTIVATION 0: SiLU
+    q = saturate(divide(activated.to(tl.float32), tl.load(scale_ptr), EXACT), FP8_MAX)
     tl.store(out_ptr + rows * D + cols[None, :], q.to(out_ptr.dtype.element_ty), mask=mask)
 
 

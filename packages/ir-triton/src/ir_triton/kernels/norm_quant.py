@@ -2,11 +2,12 @@
 normalization (after the residual add) fused with the static fp8 quantization of its output, in
 one pass; shared by the Triton kernel sets.
 
-Semantics are those of the compositions in ``ir_op.ops.composite``, intermediate roundings
-included: the (residual) sum and the mean of squares are float32, ``residual_out`` is the sum
-rounded to ``x``'s dtype; the normalized row is rounded to ``x``'s dtype, multiplied by the
-weight in float32 and rounded again (what ``rms_norm`` returns); that value is divided by the
-scale in float32 (``div_rn``, as torch divides), saturated to ``±fp8_max`` with NaN kept
+Semantics are those of the compositions in ``ir_op.ops.composite``, intermediate roundings included:
+the (residual) sum and the mean of squares are float32, ``residual_out`` is the sum rounded to
+``x``'s dtype; the normalized row is rounded to ``x``'s dtype, multiplied by the weight in float32
+and rounded again (what ``rms_norm`` returns); that value is divided by the scale in float32
+(``div_rn``, as torch divides, or by a multiply with the reciprocal where the launch's
+:attr:`~ir_triton.configs.RowLaunch.exact_division` is off), saturated to ``±fp8_max`` with NaN kept
 (:func:`~ir_triton.kernels.quant.saturate`) and converted once by the store into the fp8 output
 (:mod:`ir_triton.fp8`).
 
@@ -21,8 +22,9 @@ once and write one fp8 byte (and the sum): 3 bytes per element, 7 with the resid
   L2), a second that writes (the last read: the launch's streaming hint).
 
 Why one body for every vendor: the arithmetic is the composition's and the fp8 conversion is the
-store's, which each backend compiles to its GPU's instruction; tiles, warps, launch options and
-the cache hint of the last read come from the kernel set's
+store's, which each backend compiles to its GPU's instruction; tiles (decode launches take the
+table's decode warps), warps, launch options, the cache and eviction hints of the last read and
+of the weight, programmatic dependent launch and the division mode come from the kernel set's
 :class:`~ir_triton.configs.RowLaunch`.
 
 Arguments the kernels take (:mod:`ir_triton.supports`): fp16, bf16 or fp32 activations on the
@@ -45,8 +47,9 @@ from ir_op import ops
 from ir_triton.configs import RowConfig, RowLaunch
 from ir_triton.fp8 import fp8_store_finish, fp8_store_target
 from ir_triton.kernel_ops import define_kernel_op, tracing
-from ir_triton.kernels.quant import fp8_limits, saturate
+from ir_triton.kernels.quant import divide, fp8_limits, saturate
 from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.pdl import wait_for_previous_kernel
 from ir_triton.rows import row_stride
 from ir_triton.supports import (
     Fp8Formats,
@@ -66,13 +69,14 @@ def normalize_and_quantize(  # type: ignore[no-untyped-def]
     DTYPE: tl.constexpr,
     HAS_WEIGHT: tl.constexpr,
     FP8_MAX: tl.constexpr,
+    EXACT: tl.constexpr,
 ):
     """``rms_norm``'s output (rounded to ``DTYPE``, weighted in float32, rounded again), then
     divided by the scale and saturated, ready for the conversion to fp8."""
     out = (x * rstd).to(DTYPE)
     if HAS_WEIGHT:
         out = (out.to(tl.float32) * weight).to(DTYPE)
-    return saturate(tl.math.div_rn(out.to(tl.float32), scale), FP8_MAX)
+    return saturate(divide(out.to(tl.float32), scale, EXACT), FP8_MAX)
 
 
 @triton.jit(  # type: ignore[untyped-decorator]
@@ -96,9 +100,15 @@ def rms_norm_quant_rows_kernel(  # type: ignore[no-untyped-def]
     HAS_WEIGHT: tl.constexpr,
     FP8_MAX: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    REUSED: tl.constexpr,
+    EXACT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Normalize and quantize the rows of a ``[ROWS, BLOCK]`` tile into the contiguous fp8
     ``out`` (and the sum into the contiguous ``residual_out``)."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     col_mask = cols < N_COLS
@@ -107,7 +117,11 @@ def rms_norm_quant_rows_kernel(  # type: ignore[no-untyped-def]
     cols_2d = cols[None, :]
 
     x = tl.load(
-        x_ptr + rows * x_row_stride + cols_2d, mask=mask, other=0.0, cache_modifier=STREAM
+        x_ptr + rows * x_row_stride + cols_2d,
+        mask=mask,
+        other=0.0,
+        cache_modifier=STREAM,
+        eviction_policy=READ_ONCE,
     ).to(tl.float32)
     if HAS_RESIDUAL:
         residual = tl.load(
@@ -115,6 +129,7 @@ def rms_norm_quant_rows_kernel(  # type: ignore[no-untyped-def]
             mask=mask,
             other=0.0,
             cache_modifier=STREAM,
+            eviction_policy=READ_ONCE,
         )
         x = x + residual.to(tl.float32)
         tl.store(
@@ -125,10 +140,12 @@ def rms_norm_quant_rows_kernel(  # type: ignore[no-untyped-def]
     rstd = tl.rsqrt(tl.sum(x * x, axis=1) / N_COLS + epsilon)
     weight = None
     if HAS_WEIGHT:
-        weight = tl.load(weight_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)[None, :]
+        weight = tl.load(weight_ptr + cols, mask=col_mask, other=0.0, eviction_policy=REUSED)
+        weight = weight.to(tl.float32)[None, :]
     q = normalize_and_quantize(
-        x, rstd[:, None], weight, tl.load(scale_ptr), x_ptr.dtype.element_ty, HAS_WEIGHT, FP8_MAX
-    )
+        x, rstd[:, None], weight, tl.load(scale_ptr), x_ptr.dtype.element_ty, HAS_WEIGHT,
+        FP8_MAX, EXACT,
+    )  # fmt: skip
     tl.store(out_ptr + rows * N_COLS + cols_2d, q.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -149,8 +166,14 @@ def rms_norm_quant_looped_kernel(  # type: ignore[no-untyped-def]
     HAS_WEIGHT: tl.constexpr,
     FP8_MAX: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    REUSED: tl.constexpr,
+    EXACT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """One row per program, in ``BLOCK``-wide chunks: the statistic, then the outputs."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_row_stride
     chunks: tl.constexpr = (N_COLS + BLOCK - 1) // BLOCK
@@ -170,10 +193,18 @@ def rms_norm_quant_looped_kernel(  # type: ignore[no-untyped-def]
     for chunk in range(chunks):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
         mask = cols < N_COLS
-        x = tl.load(x_row + cols, mask=mask, other=0.0, cache_modifier=STREAM).to(tl.float32)
+        x = tl.load(
+            x_row + cols, mask=mask, other=0.0, cache_modifier=STREAM, eviction_policy=READ_ONCE
+        ).to(tl.float32)
         if HAS_RESIDUAL:
             residual_row = residual_ptr + row * residual_row_stride
-            residual = tl.load(residual_row + cols, mask=mask, other=0.0, cache_modifier=STREAM)
+            residual = tl.load(
+                residual_row + cols,
+                mask=mask,
+                other=0.0,
+                cache_modifier=STREAM,
+                eviction_policy=READ_ONCE,
+            )
             x = x + residual.to(tl.float32)
             tl.store(
                 residual_out_ptr + row * N_COLS + cols,
@@ -182,17 +213,18 @@ def rms_norm_quant_looped_kernel(  # type: ignore[no-untyped-def]
             )
         weight = None
         if HAS_WEIGHT:
-            weight = tl.load(weight_ptr + cols, mask=mask, other=0.0).to(tl.float32)
+            weight = tl.load(weight_ptr + cols, mask=mask, other=0.0, eviction_policy=REUSED)
+            weight = weight.to(tl.float32)
         q = normalize_and_quantize(
-            x, rstd, weight, scale, x_ptr.dtype.element_ty, HAS_WEIGHT, FP8_MAX
+            x, rstd, weight, scale, x_ptr.dtype.element_ty, HAS_WEIGHT, FP8_MAX, EXACT
         )
         tl.store(out_ptr + row * N_COLS + cols, q.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 # -- operators and providers ----------------------------------------------------------------------
 
-_Plan = tuple[RowConfig, BoundLauncher]
-"""(row config (looped or not), the bound launch)."""
+_Plan = tuple[RowLaunch, RowConfig, BoundLauncher]
+"""(the launch it was made for, row config (looped or not), the bound launch)."""
 
 
 class RmsNormQuantProviders:
@@ -210,7 +242,8 @@ class RmsNormQuantProviders:
         self.formats = formats
         self.rows_launcher = KernelLauncher(rms_norm_quant_rows_kernel)
         self.looped_launcher = KernelLauncher(rms_norm_quant_looped_kernel)
-        self.plans: dict[tuple[int, bool, bool, torch.dtype], _Plan] = {}
+        self.plans: dict[tuple[int, bool, bool, torch.dtype, bool, bool], _Plan] = {}
+        """Bound launches by (width, residual?, weight?, fp8 format, PDL?, decode?)."""
         normalize = self.normalize
 
         def traced_op(
@@ -249,17 +282,26 @@ class RmsNormQuantProviders:
         )
 
     def _plan(
-        self, n_cols: int, has_residual: bool, has_weight: bool, fp8_dtype: torch.dtype
+        self,
+        n_cols: int,
+        has_residual: bool,
+        has_weight: bool,
+        fp8_dtype: torch.dtype,
+        pdl: bool,
+        decode: bool,
     ) -> _Plan:
-        config = self.launch.table.config(n_cols)
-        options = self.launch.options(config)
+        launch = self.launch
+        config = launch.table.config(n_cols, 1 if decode else None)
+        options = launch.launch_options(config, pdl)
         limit, _ = fp8_limits(fp8_dtype)
-        flags = (has_residual, has_weight, limit, self.launch.stream)
+        flags = (has_residual, has_weight, limit, launch.stream, launch.read_once, launch.reused,
+                 launch.exact_division, pdl)  # fmt: skip
         if config.looped:
             bound = self.looped_launcher.bind(n_cols, config.block, *flags, **options)
         else:
             bound = self.rows_launcher.bind(n_cols, config.block, config.rows, *flags, **options)
-        plan = self.plans[n_cols, has_residual, has_weight, fp8_dtype] = (config, bound)
+        key = (n_cols, has_residual, has_weight, fp8_dtype, pdl, decode)
+        plan = self.plans[key] = (launch, config, bound)
         return plan
 
     def normalize(
@@ -281,19 +323,22 @@ class RmsNormQuantProviders:
         n_rows = x.numel() // n_cols if n_cols else 0
         if n_rows == 0:
             return
-        has_residual = residual is not None
-        plan = self.plans.get((n_cols, has_residual, weight is not None, out.dtype))
-        if plan is None:
-            plan = self._plan(n_cols, has_residual, weight is not None, out.dtype)
-        config, bound = plan
+        launch = self.launch
+        pdl = launch.uses_pdl(traced)
+        decode = not traced and launch.table.is_decode(n_rows)  # a traced count may be symbolic
+        key = (n_cols, residual is not None, weight is not None, out.dtype, pdl, decode)
+        plan = self.plans.get(key)
+        if plan is None or plan[0] is not launch:
+            plan = self._plan(*key)
+        _, config, bound = plan
         target = fp8_store_target(out)
-        launch = bound.traced if traced else bound.launch
+        run = bound.traced if traced else bound.launch
         residual_stride = row_stride(residual) if residual is not None else 0
         args = (x, row_stride(x), residual, residual_stride, weight, scale, target, residual_out)
         if config.looped:
-            launch((n_rows,), *args, epsilon)
+            run((n_rows,), *args, epsilon)
         else:
-            launch(config.grid(n_rows), *args, n_rows, epsilon)
+            run(config.grid(n_rows), *args, n_rows, epsilon)
         fp8_store_finish(out, target)
 
     def rms_norm_static_fp8_quant(

@@ -29,8 +29,10 @@ Kernels:
 
 Why one body for every vendor: the arithmetic is the op's and the fp8 conversion is the store's,
 compiled by each backend to its GPU's instruction (the format comes from the output tensor);
-what differs by hardware is the tiles, the warps and the launch options, and the cache hint of
-the last read, which a kernel set gives in a :class:`~ir_triton.configs.RowLaunch`.
+what differs by hardware is the tiles, the warps and the launch options, the cache and eviction
+hints of the last read, programmatic dependent launch and how the values are divided by the
+scale (:attr:`~ir_triton.configs.RowLaunch.exact_division`: ``div_rn`` by default, or a multiply
+by the reciprocal), which a kernel set gives in a :class:`~ir_triton.configs.RowLaunch`.
 
 Arguments the kernels take (:func:`~ir_triton.supports.dynamic_fp8_quant_supports_args`):
 fp16, bf16 or fp32 ``x`` on the platform's device in row layout (last dimension contiguous, any
@@ -53,6 +55,7 @@ from ir_triton.configs import RowConfig, RowLaunch
 from ir_triton.fp8 import fp8_store_finish, fp8_store_target
 from ir_triton.kernel_ops import define_kernel_op, tracing
 from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.pdl import wait_for_previous_kernel
 from ir_triton.rows import row_stride
 from ir_triton.supports import Fp8Formats, dynamic_fp8_quant_supports_args
 
@@ -69,6 +72,17 @@ def saturate(v, FP8_MAX: tl.constexpr):  # type: ignore[no-untyped-def]
 def abs_bits(x):  # type: ignore[no-untyped-def]
     """The bit patterns of ``|x|`` (float32) as int32: ordered as the values, NaN above inf."""
     return x.to(tl.int32, bitcast=True) & 0x7FFFFFFF
+
+
+@triton.jit  # type: ignore[untyped-decorator]
+def divide(x, scale, EXACT: tl.constexpr):  # type: ignore[no-untyped-def]
+    """``x / scale`` in float32: correctly rounded (``EXACT``, ``div_rn``, as torch divides), or
+    ``x`` times the reciprocal of ``scale``, rounded once (within 1.5 ulps of the quotient; see
+    :attr:`~ir_triton.configs.RowLaunch.exact_division`)."""
+    if EXACT:
+        return tl.math.div_rn(x, scale)
+    else:
+        return x * tl.math.div_rn(1.0, scale)
 
 
 @triton.jit  # type: ignore[untyped-decorator]
@@ -93,10 +107,13 @@ def abs_max_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     TILES: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Fold ``max |x|`` of ``TILES`` consecutive ``[ROWS, BLOCK]`` tiles into the int32 at
     ``amax_ptr`` (as bits): one atomic per program, not per tile. Default caching: the
     quantizing pass reads the same bytes next."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     largest = tl.zeros([ROWS, BLOCK], dtype=tl.int32)
     for tile in range(TILES):
@@ -124,9 +141,14 @@ def quant_from_amax_kernel(  # type: ignore[no-untyped-def]
     FP8_MAX: tl.constexpr,
     MIN_SCALE: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    EXACT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Quantize a ``[ROWS, BLOCK]`` tile into the contiguous ``[n_rows, N_COLS]`` out with the
     scale of the amax at ``amax_ptr`` (int32 bits), which the first program stores."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     scale = dynamic_scale(tl.load(amax_ptr).to(tl.float32, bitcast=True), FP8_MAX, MIN_SCALE)
     if (tl.program_id(0) == 0) & (tl.program_id(1) == 0):
         tl.store(scale_ptr, scale)
@@ -135,9 +157,13 @@ def quant_from_amax_kernel(  # type: ignore[no-untyped-def]
     mask = (rows < n_rows)[:, None] & (cols < N_COLS)[None, :]
     rows = rows.to(tl.int64)[:, None]
     x = tl.load(
-        x_ptr + rows * x_row_stride + cols[None, :], mask=mask, other=0.0, cache_modifier=STREAM
+        x_ptr + rows * x_row_stride + cols[None, :],
+        mask=mask,
+        other=0.0,
+        cache_modifier=STREAM,
+        eviction_policy=READ_ONCE,
     )
-    q = saturate(tl.math.div_rn(x.to(tl.float32), scale), FP8_MAX)
+    q = saturate(divide(x.to(tl.float32), scale, EXACT), FP8_MAX)
     tl.store(out_ptr + rows * N_COLS + cols[None, :], q.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -158,9 +184,14 @@ def per_token_quant_rows_kernel(  # type: ignore[no-untyped-def]
     FP8_MAX: tl.constexpr,
     MIN_SCALE: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    EXACT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """Rows of a ``[ROWS, BLOCK]`` tile: each row's scale into ``scales_ptr``, its values
     quantized into the contiguous ``[n_rows, N_COLS]`` out."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.arange(0, BLOCK)
     row_mask = rows < n_rows
@@ -171,13 +202,14 @@ def per_token_quant_rows_kernel(  # type: ignore[no-untyped-def]
         mask=mask,
         other=0.0,
         cache_modifier=STREAM,
+        eviction_policy=READ_ONCE,
     ).to(tl.float32)
     amax = tl.max(abs_bits(x), axis=1).to(tl.float32, bitcast=True)
     if HAS_SCALE_UB:
         amax = tl.minimum(amax, tl.load(scale_ub_ptr), propagate_nan=tl.PropagateNan.ALL)
     scale = dynamic_scale(amax, FP8_MAX, MIN_SCALE)
     tl.store(scales_ptr + rows, scale, mask=row_mask)
-    q = saturate(tl.math.div_rn(x, scale[:, None]), FP8_MAX)
+    q = saturate(divide(x, scale[:, None], EXACT), FP8_MAX)
     out_ptrs = out_ptr + rows[:, None] * N_COLS + cols[None, :]
     tl.store(out_ptrs, q.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -195,9 +227,14 @@ def per_token_quant_looped_kernel(  # type: ignore[no-untyped-def]
     FP8_MAX: tl.constexpr,
     MIN_SCALE: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    EXACT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """One row per program, in ``BLOCK``-wide chunks: its amax (default caching, so the second
     pass finds the row in L2), then its values (the last read: ``STREAM``)."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_row_stride
     out_row = out_ptr + row * N_COLS
@@ -217,8 +254,10 @@ def per_token_quant_looped_kernel(  # type: ignore[no-untyped-def]
     for chunk in range(chunks):
         cols = chunk * BLOCK + tl.arange(0, BLOCK)
         mask = cols < N_COLS
-        x = tl.load(x_row + cols, mask=mask, other=0.0, cache_modifier=STREAM)
-        q = saturate(tl.math.div_rn(x.to(tl.float32), scale), FP8_MAX)
+        x = tl.load(
+            x_row + cols, mask=mask, other=0.0, cache_modifier=STREAM, eviction_policy=READ_ONCE
+        )
+        q = saturate(divide(x.to(tl.float32), scale, EXACT), FP8_MAX)
         tl.store(out_row + cols, q.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -253,10 +292,17 @@ def fp8_limits(fp8_dtype: torch.dtype) -> tuple[float, float]:
     return fp8_max(fp8_dtype), min_dynamic_scale(fp8_dtype)
 
 
-_TensorPlan = tuple[RowConfig, dict[int, BoundLauncher], BoundLauncher]
-"""Per tensor: (tile config, the amax launch by tiles per program, the quantizing launch)."""
-_TokenPlan = tuple[RowConfig, BoundLauncher]
-"""Per token: (row config (looped or not), the bound launch)."""
+def quant_hints(launch: RowLaunch, pdl: bool) -> tuple[str, str, bool, bool]:
+    """The trailing constexprs of every quantizing kernel: ``(STREAM, READ_ONCE, EXACT,
+    USE_PDL)``."""
+    return launch.stream, launch.read_once, launch.exact_division, pdl
+
+
+_TensorPlan = tuple[RowLaunch, RowConfig, dict[int, BoundLauncher], BoundLauncher]
+"""Per tensor: (the launch it was made for, tile config, the amax launch by tiles per program,
+the quantizing launch)."""
+_TokenPlan = tuple[RowLaunch, RowConfig, BoundLauncher]
+"""Per token: (the launch it was made for, row config (looped or not), the bound launch)."""
 
 
 class DynamicFp8QuantProviders:
@@ -275,8 +321,10 @@ class DynamicFp8QuantProviders:
         self.quant_launcher = KernelLauncher(quant_from_amax_kernel)
         self.rows_launcher = KernelLauncher(per_token_quant_rows_kernel)
         self.looped_launcher = KernelLauncher(per_token_quant_looped_kernel)
-        self.tensor_plans: dict[tuple[int, torch.dtype], _TensorPlan] = {}
-        self.token_plans: dict[tuple[int, bool, torch.dtype], _TokenPlan] = {}
+        self.tensor_plans: dict[tuple[int, torch.dtype, bool], _TensorPlan] = {}
+        """Per-tensor bound launches by (width, fp8 format, PDL?)."""
+        self.token_plans: dict[tuple[int, bool, torch.dtype, bool, bool], _TokenPlan] = {}
+        """Per-token bound launches by (width, scale_ub?, fp8 format, PDL?, decode?)."""
         quantize = self.quantize
 
         def traced_op(
@@ -295,34 +343,36 @@ class DynamicFp8QuantProviders:
             fake=ops.dynamic_scaled_fp8_quant.native_fn,
         )
 
-    def _tensor_plan(self, n_cols: int, fp8_dtype: torch.dtype) -> _TensorPlan:
-        config = self.launch.table.config(n_cols)
-        options = self.launch.options(config)
+    def _tensor_plan(self, n_cols: int, fp8_dtype: torch.dtype, pdl: bool) -> _TensorPlan:
+        launch = self.launch
+        config = launch.elementwise_config(n_cols)
+        options = launch.launch_options(config, pdl)
         amax = {
-            tiles: self.abs_max_launcher.bind(n_cols, config.block, config.rows, tiles, **options)
+            tiles: self.abs_max_launcher.bind(
+                n_cols, config.block, config.rows, tiles, pdl, **options
+            )
             for tiles in AMAX_TILES
         }
         quantize = self.quant_launcher.bind(
-            n_cols, config.block, config.rows, *fp8_limits(fp8_dtype), self.launch.stream,
+            n_cols, config.block, config.rows, *fp8_limits(fp8_dtype), *quant_hints(launch, pdl),
             **options,
         )  # fmt: skip
-        plan = self.tensor_plans[n_cols, fp8_dtype] = (config, amax, quantize)
+        plan = self.tensor_plans[n_cols, fp8_dtype, pdl] = (launch, config, amax, quantize)
         return plan
 
-    def _token_plan(self, n_cols: int, has_scale_ub: bool, fp8_dtype: torch.dtype) -> _TokenPlan:
-        config = self.launch.table.config(n_cols)
-        options = self.launch.options(config)
-        limits = fp8_limits(fp8_dtype)
-        stream = self.launch.stream
+    def _token_plan(
+        self, n_cols: int, has_scale_ub: bool, fp8_dtype: torch.dtype, pdl: bool, decode: bool
+    ) -> _TokenPlan:
+        launch = self.launch
+        config = launch.table.config(n_cols, 1 if decode else None)
+        options = launch.launch_options(config, pdl)
+        flags = (has_scale_ub, *fp8_limits(fp8_dtype), *quant_hints(launch, pdl))
         if config.looped:
-            bound = self.looped_launcher.bind(
-                n_cols, config.block, has_scale_ub, *limits, stream, **options
-            )
+            bound = self.looped_launcher.bind(n_cols, config.block, *flags, **options)
         else:
-            bound = self.rows_launcher.bind(
-                n_cols, config.block, config.rows, has_scale_ub, *limits, stream, **options
-            )
-        plan = self.token_plans[n_cols, has_scale_ub, fp8_dtype] = (config, bound)
+            bound = self.rows_launcher.bind(n_cols, config.block, config.rows, *flags, **options)
+        key = (n_cols, has_scale_ub, fp8_dtype, pdl, decode)
+        plan = self.token_plans[key] = (launch, config, bound)
         return plan
 
     def quantize(
@@ -363,10 +413,11 @@ class DynamicFp8QuantProviders:
         fp8_dtype: torch.dtype,
         traced: bool,
     ) -> None:
-        plan = self.tensor_plans.get((n_cols, fp8_dtype))
-        if plan is None:
-            plan = self._tensor_plan(n_cols, fp8_dtype)
-        config, find_amax, quantize = plan
+        pdl = self.launch.uses_pdl(traced)
+        plan = self.tensor_plans.get((n_cols, fp8_dtype, pdl))
+        if plan is None or plan[0] is not self.launch:
+            plan = self._tensor_plan(n_cols, fp8_dtype, pdl)
+        _, config, find_amax, quantize = plan
         row_blocks, chunks = elementwise_grid(config, n_rows, n_cols)
         # a traced row count may be symbolic: the tiles (a constexpr) then assume the most rows
         tiles = AMAX_TILES[-1] if traced else amax_tiles(row_blocks, chunks)
@@ -391,16 +442,19 @@ class DynamicFp8QuantProviders:
         fp8_dtype: torch.dtype,
         traced: bool,
     ) -> None:
-        has_scale_ub = scale_ub is not None
-        plan = self.token_plans.get((n_cols, has_scale_ub, fp8_dtype))
-        if plan is None:
-            plan = self._token_plan(n_cols, has_scale_ub, fp8_dtype)
-        config, bound = plan
-        launch = bound.traced if traced else bound.launch
+        launch = self.launch
+        pdl = launch.uses_pdl(traced)
+        decode = not traced and launch.table.is_decode(n_rows)  # a traced count may be symbolic
+        key = (n_cols, scale_ub is not None, fp8_dtype, pdl, decode)
+        plan = self.token_plans.get(key)
+        if plan is None or plan[0] is not launch:
+            plan = self._token_plan(*key)
+        _, config, bound = plan
+        run = bound.traced if traced else bound.launch
         if config.looped:
-            launch((n_rows,), x, row_stride(x), out, scales, scale_ub)
+            run((n_rows,), x, row_stride(x), out, scales, scale_ub)
         else:
-            launch(config.grid(n_rows), x, row_stride(x), out, scales, scale_ub, n_rows)
+            run(config.grid(n_rows), x, row_stride(x), out, scales, scale_ub, n_rows)
 
     def provider(
         self,

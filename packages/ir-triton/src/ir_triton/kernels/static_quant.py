@@ -1,16 +1,17 @@
-"""``static_scaled_fp8_quant`` in Triton, shared by the Triton kernel sets that have no body of
-their own for it (rocm, xpu).
+"""``static_scaled_fp8_quant`` in Triton, for every Triton kernel set (cuda, rocm, xpu).
 
 Semantics are those of ``ir_op.ops.static_scaled_fp8_quant``: ``x / scale`` in float32, divided
-with ``div_rn`` (correctly rounded, as torch divides), saturated to ``±fp8_max`` with NaN kept,
-then converted once, to nearest even, by the store into the fp8 output (the format comes from the
-output tensor; :mod:`ir_triton.fp8` says how that works under Triton's interpreter). The
-output is a new contiguous tensor of ``x``'s shape.
+with ``div_rn`` (correctly rounded, as torch divides; or by a multiply with the reciprocal where
+the launch's :attr:`~ir_triton.configs.RowLaunch.exact_division` is off), saturated to
+``±fp8_max`` with NaN kept, then converted once, to nearest even, by the store into the fp8
+output (the format comes from the output tensor; :mod:`ir_triton.fp8` says how that works under
+Triton's interpreter). The output is a new contiguous tensor of ``x``'s shape.
 
 Element-wise over ``[ROWS, BLOCK]`` tiles of the rows of ``x`` (any row stride). Why one body for
 every vendor: the arithmetic is the op's and the conversion is the store's, compiled to each
-GPU's instruction; the tiles, the launch options and the read-once cache hint differ by hardware,
-and a kernel set gives them in a :class:`~ir_triton.configs.RowLaunch`.
+GPU's instruction; the tiles, the launch options, the read-once hints, programmatic dependent
+launch and the division mode differ by hardware, and a kernel set gives them in a
+:class:`~ir_triton.configs.RowLaunch`.
 
 :class:`Fp8ElementwiseProviders` is what every such op's provider does around its kernel (the
 bound launch per width and format, the interpreter's fp8 stand-in, the operator for
@@ -33,8 +34,9 @@ from ir_op.op import IrOp
 from ir_triton.configs import RowConfig, RowLaunch
 from ir_triton.fp8 import fp8_store_finish, fp8_store_target
 from ir_triton.kernel_ops import define_kernel_op, tracing
-from ir_triton.kernels.quant import elementwise_grid, fp8_limits, saturate
+from ir_triton.kernels.quant import divide, elementwise_grid, fp8_limits, quant_hints, saturate
 from ir_triton.launcher import BoundLauncher, KernelLauncher
+from ir_triton.pdl import wait_for_previous_kernel
 from ir_triton.rows import row_stride
 from ir_triton.supports import Fp8Formats, static_fp8_quant_supports_args
 
@@ -53,23 +55,33 @@ def static_fp8_quant_kernel(  # type: ignore[no-untyped-def]
     BLOCK: tl.constexpr,
     ROWS: tl.constexpr,
     STREAM: tl.constexpr,
+    READ_ONCE: tl.constexpr,
+    EXACT: tl.constexpr,
+    USE_PDL: tl.constexpr,
 ):
     """``clamp(x / scale, -FP8_MAX, FP8_MAX)`` of this program's tile, converted on store."""
+    if USE_PDL:
+        wait_for_previous_kernel()
     rows = tl.program_id(0) * ROWS + tl.arange(0, ROWS)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = (rows < n_rows)[:, None] & (cols < N_COLS)[None, :]
     rows = rows.to(tl.int64)[:, None]
     x = tl.load(
-        x_ptr + rows * x_row_stride + cols[None, :], mask=mask, other=0.0, cache_modifier=STREAM
+        x_ptr + rows * x_row_stride + cols[None, :],
+        mask=mask,
+        other=0.0,
+        cache_modifier=STREAM,
+        eviction_policy=READ_ONCE,
     )
-    scaled = saturate(tl.math.div_rn(x.to(tl.float32), tl.load(scale_ptr)), FP8_MAX)
+    scaled = saturate(divide(x.to(tl.float32), tl.load(scale_ptr), EXACT), FP8_MAX)
     tl.store(
         out_ptr + rows * N_COLS + cols[None, :], scaled.to(out_ptr.dtype.element_ty), mask=mask
     )
 
 
-_Plan = tuple[RowConfig, BoundLauncher]
-"""(tile config, the bound launch) of one output width and fp8 format."""
+_Plan = tuple[RowLaunch, RowConfig, BoundLauncher]
+"""(the launch it was made for, tile config, the bound launch) of one output width, fp8 format
+and PDL choice."""
 
 
 class Fp8ElementwiseProviders:
@@ -77,8 +89,9 @@ class Fp8ElementwiseProviders:
     new fp8 tensor element-wise, in ``[ROWS, BLOCK]`` tiles of its rows.
 
     A subclass names the op (:attr:`implements`), the kernel (:attr:`kernel`, taking
-    ``(x, x_row_stride, scale, out, n_rows, WIDTH, FP8_MAX, BLOCK, ROWS, STREAM)`` with ``WIDTH``
-    the output's width), the argument check (:meth:`supports_args`) and the output
+    ``(x, x_row_stride, scale, out, n_rows, WIDTH, FP8_MAX, BLOCK, ROWS, STREAM, READ_ONCE, EXACT,
+    USE_PDL)`` with ``WIDTH`` the output's width: :func:`~ir_triton.kernels.quant.quant_hints`
+    gives the last four), the argument check (:meth:`supports_args`) and the output
     (:meth:`new_output`). It defines ``torch.ops.<namespace>.<op>``, which the provider calls
     while :func:`~ir_triton.tracing`; :meth:`register` registers the provider. Each kernel
     set has its own launcher (its own compiled-kernel cache) and ``formats``, the fp8 formats its
@@ -92,9 +105,9 @@ class Fp8ElementwiseProviders:
         self.launch = launch
         self.formats = formats
         self.launcher = KernelLauncher(self.kernel)
-        self.plans: dict[tuple[int, torch.dtype], _Plan] = {}
-        """Bound launches by (output width, fp8 format): constexprs and options fixed, made
-        once."""
+        self.plans: dict[tuple[int, torch.dtype, bool], _Plan] = {}
+        """Bound launches by (output width, fp8 format, PDL?): constexprs and options fixed,
+        made once; one made for another :attr:`launch` is made again."""
         write, new_output = self.write, self.new_output
 
         def traced_op(
@@ -117,28 +130,30 @@ class Fp8ElementwiseProviders:
         """The new contiguous fp8 output for ``x``."""
         raise NotImplementedError
 
-    def _plan(self, width: int, fp8_dtype: torch.dtype) -> _Plan:
-        config = self.launch.table.config(width)
+    def _plan(self, width: int, fp8_dtype: torch.dtype, pdl: bool) -> _Plan:
+        launch = self.launch
+        config = launch.elementwise_config(width)
         limit, _ = fp8_limits(fp8_dtype)
         bound = self.launcher.bind(
-            width, limit, config.block, config.rows, self.launch.stream,
-            **self.launch.options(config),
+            width, limit, config.block, config.rows, *quant_hints(launch, pdl),
+            **launch.launch_options(config, pdl),
         )  # fmt: skip
-        plan = self.plans[width, fp8_dtype] = (config, bound)
+        plan = self.plans[width, fp8_dtype, pdl] = (launch, config, bound)
         return plan
 
     def write(self, x: Tensor, scale: Tensor, out: Tensor, traced: bool) -> None:
         """Write the op's result for ``x`` into the new contiguous fp8 ``out``. ``traced``
-        launches the way ``torch.compile`` traces (inside an operator); a symbolic width is
-        specialized (it is a constexpr: one graph per width)."""
+        launches the way ``torch.compile`` traces (inside an operator), without PDL; a symbolic
+        width is specialized (it is a constexpr: one graph per width)."""
         width = int(out.shape[-1]) if traced else out.shape[-1]
         n_rows = out.numel() // width if width else 0
         if n_rows == 0:
             return
-        plan = self.plans.get((width, out.dtype))
-        if plan is None:
-            plan = self._plan(width, out.dtype)
-        config, bound = plan
+        pdl = self.launch.uses_pdl(traced)
+        plan = self.plans.get((width, out.dtype, pdl))
+        if plan is None or plan[0] is not self.launch:
+            plan = self._plan(width, out.dtype, pdl)
+        _, config, bound = plan
         target = fp8_store_target(out)
         (bound.traced if traced else bound.launch)(
             elementwise_grid(config, n_rows, width), x, row_stride(x), scale, target, n_rows
